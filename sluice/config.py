@@ -1,0 +1,142 @@
+"""Where sluice keeps things and which services it talks to.
+
+Defaults need no set-up: everything lives under the sluice home (``SLUICE_HOME``, else ``~/.sluice``).
+A TOML file at ``$SLUICE_HOME/config.toml`` (or ``SLUICE_CONFIG``) and the standard AWS environment
+variables switch to real services::
+
+    [storage]
+    endpoint_url = "http://127.0.0.1:9000"   # any S3-compatible endpoint; AWS_ENDPOINT_URL_S3 wins
+    region = "us-east-1"
+    access_key_id = "..."                    # AWS_ACCESS_KEY_ID wins
+    secret_access_key = "..."                # AWS_SECRET_ACCESS_KEY wins
+
+    [metadata]
+    url = "postgresql+psycopg://user:pw@host/sluice"   # SLUICE_METADATA_URL wins
+
+    [runtime]
+    sandbox = "auto"          # "auto" | "bwrap" | "none"   (SLUICE_SANDBOX wins)
+
+    [quotas]
+    "ml.m5.xlarge" = 40       # instances of a type one job may use
+
+    [images]                  # image URIs sluice does not know, mapped to a Python environment
+    "my-registry/my-image:1.0" = { python = "/path/to/python", requirements = ["numpy"] }
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from sluice.errors import SpecError
+
+__all__ = ["Config", "StorageConfig", "current_config", "load_config", "reset_config"]
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    """How to reach object storage. ``endpoint_url`` unset means the embedded local store."""
+
+    endpoint_url: str | None = None
+    region: str = "us-east-1"
+    access_key_id: str | None = None
+    secret_access_key: str | None = None
+    session_token: str | None = None
+
+    @property
+    def is_local(self) -> bool:
+        return self.endpoint_url is None
+
+
+@dataclass(frozen=True)
+class Config:
+    """The resolved configuration. Build it with :func:`load_config`."""
+
+    home: Path
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    metadata_url: str | None = None
+    sandbox: str = "auto"
+    quotas: dict[str, int] = field(default_factory=dict)
+    images: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def store_root(self) -> Path:
+        """Root of the embedded object store: ``s3://bucket/key`` is ``store_root/bucket/key``."""
+        return self.home / "storage"
+
+    @property
+    def jobs_root(self) -> Path:
+        return self.home / "jobs"
+
+    @property
+    def database_url(self) -> str:
+        return self.metadata_url or f"sqlite:///{self.home / 'sluice.db'}"
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        return {}
+    try:
+        return tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"sluice config file {path} is not valid TOML: {exc}. Fix or remove it.") from exc
+
+
+def load_config(home: str | os.PathLike[str] | None = None) -> Config:
+    """Resolve the configuration from ``home`` (or ``SLUICE_HOME``), its config file and the environment."""
+    env = os.environ
+    root = Path(home or env.get("SLUICE_HOME") or Path.home() / ".sluice").expanduser().resolve()
+    data = _read_file(Path(env.get("SLUICE_CONFIG") or root / "config.toml"))
+    st = data.get("storage", {})
+    storage = StorageConfig(
+        endpoint_url=env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL") or st.get("endpoint_url"),
+        region=env.get("AWS_DEFAULT_REGION") or env.get("AWS_REGION") or st.get("region", "us-east-1"),
+        access_key_id=env.get("AWS_ACCESS_KEY_ID") or st.get("access_key_id"),
+        secret_access_key=env.get("AWS_SECRET_ACCESS_KEY") or st.get("secret_access_key"),
+        session_token=env.get("AWS_SESSION_TOKEN") or st.get("session_token"),
+    )
+    sandbox = env.get("SLUICE_SANDBOX") or data.get("runtime", {}).get("sandbox", "auto")
+    if sandbox not in ("auto", "bwrap", "none"):
+        raise SpecError(f"sandbox must be 'auto', 'bwrap' or 'none', not {sandbox!r} (SLUICE_SANDBOX or [runtime]).")
+    quotas = {str(k): int(v) for k, v in data.get("quotas", {}).items()}
+    images = {str(k): v for k, v in data.get("images", {}).items()}
+    for uri, spec in images.items():
+        if not isinstance(spec, dict):
+            raise SpecError(
+                f"[images] entry {uri!r} must be a table like {{ python = \"/path/to/python\", "
+                f"requirements = [\"numpy\"] }}, not {spec!r}."
+            )
+    return Config(
+        home=root,
+        storage=storage,
+        metadata_url=env.get("SLUICE_METADATA_URL") or data.get("metadata", {}).get("url"),
+        sandbox=sandbox,
+        quotas=quotas,
+        images=images,
+    )
+
+
+@cache
+def _cached(home: str | None, env_key: tuple[tuple[str, str], ...]) -> Config:
+    return load_config(home)
+
+
+_ENV_KEYS = (
+    "SLUICE_HOME", "SLUICE_CONFIG", "SLUICE_METADATA_URL", "SLUICE_SANDBOX", "AWS_ENDPOINT_URL_S3",
+    "AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION", "AWS_REGION",
+)
+
+
+def current_config() -> Config:
+    """The configuration for the current environment, cached per distinct environment."""
+    key = tuple((k, os.environ.get(k, "")) for k in _ENV_KEYS)
+    return _cached(None, key)
+
+
+def reset_config() -> None:
+    """Forget cached configurations (tests that edit the config file call this)."""
+    _cached.cache_clear()

@@ -1,0 +1,201 @@
+"""The record of every job, readable from any process (SQLite by default, PostgreSQL by URL).
+
+Rows hold the request as sent and a ``Describe*``-shaped record that the job's driver keeps current.
+Status changes are conditional updates (``WHERE status IN allowed``), so two processes racing to
+finish and to stop the same job cannot both win, and a terminal status is never left.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    event,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+
+from sluice.errors import SpecError
+
+__all__ = ["JobRow", "MetadataStore", "open_metadata"]
+
+_meta = MetaData()
+
+jobs = Table(
+    "jobs",
+    _meta,
+    Column("kind", String(32), primary_key=True),
+    Column("name", String(63), primary_key=True),
+    Column("status", String(32), nullable=False, index=True),
+    Column("request", Text, nullable=False),
+    Column("record", Text, nullable=False),
+    Column("created_at", Float, nullable=False, index=True),
+    Column("updated_at", Float, nullable=False),
+    Column("driver_host", String(255)),
+    Column("driver_pid", Integer),
+    Column("stop_requested", Boolean, nullable=False, default=False),
+)
+
+
+@dataclass(frozen=True)
+class JobRow:
+    """One job as stored."""
+
+    kind: str
+    name: str
+    status: str
+    request: dict[str, Any]
+    record: dict[str, Any]
+    created_at: float
+    updated_at: float
+    driver_host: str | None
+    driver_pid: int | None
+    stop_requested: bool
+
+    def driver_is_alive(self) -> bool:
+        """Whether the process driving this job still runs (only knowable on the same host)."""
+        if self.driver_pid is None or self.driver_host != socket.gethostname():
+            return True
+        try:
+            os.kill(self.driver_pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
+
+def _row(r: Any) -> JobRow:
+    return JobRow(
+        kind=r.kind,
+        name=r.name,
+        status=r.status,
+        request=json.loads(r.request),
+        record=json.loads(r.record),
+        created_at=r.created_at,
+        updated_at=r.updated_at,
+        driver_host=r.driver_host,
+        driver_pid=r.driver_pid,
+        stop_requested=bool(r.stop_requested),
+    )
+
+
+class MetadataStore:
+    """Jobs (and, in later layers, executions and models) in one SQLAlchemy database."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        _meta.create_all(engine)
+
+    # ---- jobs ---------------------------------------------------------------------------------
+    def create_job(self, kind: str, name: str, status: str, request: dict, record: dict) -> None:
+        now = time.time()
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    insert(jobs).values(
+                        kind=kind, name=name, status=status, request=json.dumps(request, default=str),
+                        record=json.dumps(record, default=str), created_at=now, updated_at=now,
+                        driver_host=socket.gethostname(), driver_pid=os.getpid(), stop_requested=False,
+                    )
+                )
+        except IntegrityError:
+            raise SpecError(
+                f"ResourceInUse: a {kind} named {name!r} already exists. Job names are unique; "
+                "pick another job_name, or pass base_job_name to get a unique timestamped name."
+            ) from None
+
+    def get_job(self, kind: str, name: str) -> JobRow | None:
+        with self.engine.connect() as conn:
+            r = conn.execute(select(jobs).where(jobs.c.kind == kind, jobs.c.name == name)).first()
+        return _row(r) if r is not None else None
+
+    def list_jobs(
+        self, kind: str | None = None, status: str | None = None, name_contains: str | None = None,
+        limit: int = 100,
+    ) -> list[JobRow]:
+        q = select(jobs).order_by(jobs.c.created_at.desc()).limit(limit)
+        if kind:
+            q = q.where(jobs.c.kind == kind)
+        if status:
+            q = q.where(jobs.c.status == status)
+        if name_contains:
+            q = q.where(jobs.c.name.contains(name_contains))
+        with self.engine.connect() as conn:
+            return [_row(r) for r in conn.execute(q)]
+
+    def update_job(
+        self, kind: str, name: str, *, record: dict | None = None, status: str | None = None,
+        allowed_from: Iterable[str] | None = None, driver_pid: int | None = None,
+    ) -> bool:
+        """Update a job; with ``allowed_from``, only if its status is one of those. Returns whether it did."""
+        values: dict[str, Any] = {"updated_at": time.time()}
+        if record is not None:
+            values["record"] = json.dumps(record, default=str)
+        if status is not None:
+            values["status"] = status
+        if driver_pid is not None:
+            values["driver_pid"] = driver_pid
+            values["driver_host"] = socket.gethostname()
+        q = update(jobs).where(jobs.c.kind == kind, jobs.c.name == name)
+        if allowed_from is not None:
+            q = q.where(jobs.c.status.in_(list(allowed_from)))
+        with self.engine.begin() as conn:
+            return conn.execute(q.values(**values)).rowcount > 0
+
+    def request_stop(self, kind: str, name: str) -> bool:
+        with self.engine.begin() as conn:
+            return conn.execute(
+                update(jobs).where(jobs.c.kind == kind, jobs.c.name == name).values(stop_requested=True)
+            ).rowcount > 0
+
+    def stop_requested(self, kind: str, name: str) -> bool:
+        with self.engine.connect() as conn:
+            r = conn.execute(
+                select(jobs.c.stop_requested).where(jobs.c.kind == kind, jobs.c.name == name)
+            ).first()
+        return bool(r and r[0])
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA busy_timeout=10000")
+    cur.close()
+
+
+@cache
+def _open(url: str, pid: int) -> MetadataStore:
+    if url.startswith("sqlite:///"):
+        path = url[len("sqlite:///"):]
+        if path and path != ":memory:":
+            os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    engine = create_engine(url, future=True)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return MetadataStore(engine)
+
+
+def open_metadata(url: str) -> MetadataStore:
+    """The metadata store at ``url``, one engine per URL per process."""
+    return _open(url, os.getpid())

@@ -1,0 +1,204 @@
+"""One instance of a job, self-contained: stage its shard, run the entrypoint in the sandbox, upload.
+
+An :class:`InstanceTask` carries everything an instance needs — its layout, its own slice of every
+channel, the store (which pickles as its configuration), the command and environment — so any backend
+can run it where it likes: the local backend in a thread of the driver, a cluster backend on a worker
+that reads its shard straight from object storage. :class:`InstanceRun` is the execution of a task.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sluice.channels.outputs import ContinuousUploader, upload_output
+from sluice.channels.plan import ObjectRef
+from sluice.channels.spec import ChannelSpec, InputMode, OutputSpec, UploadMode
+from sluice.channels.staging import PipeFeeder, stage_file_channel
+from sluice.jobs.layout import InstanceLayout
+from sluice.runtime.sandbox import Sandbox
+from sluice.storage.base import ObjectStore
+
+__all__ = ["InstanceEvents", "InstanceResult", "InstanceRun", "InstanceTask"]
+
+
+@dataclass
+class InstanceEvents:
+    """Callbacks through which an instance reports progress; each defaults to doing nothing."""
+
+    on_staged: Callable[[str, int, int], None] = lambda host, objs, nbytes: None
+    on_line: Callable[[str, str], None] = lambda host, line: None
+    on_state: Callable[[str, str], None] = lambda host, state: None
+
+
+@dataclass
+class InstanceTask:
+    """Everything one instance needs. Picklable, so a cluster backend can ship it to a worker."""
+
+    job_name: str
+    layout: InstanceLayout
+    hosts: list[str]
+    store: ObjectStore
+    channels: list[tuple[ChannelSpec, tuple[ObjectRef, ...]]]
+    outputs: list[OutputSpec]
+    argv: list[str]
+    env: dict[str, str]
+    config_files: dict[str, Any]
+    sandbox: Sandbox
+    stop_signal: int = signal.SIGTERM
+    stop_grace_seconds: float = 5.0
+    continuous_interval: float = 1.0
+
+    @property
+    def host(self) -> str:
+        return self.layout.host
+
+
+@dataclass
+class InstanceResult:
+    host: str
+    exit_code: int | None
+    message: str | None = None
+    log_tail: list[str] = field(default_factory=list)
+    error: str | None = None  # a platform error (staging, pipe feeding), as opposed to the script's
+
+    @property
+    def succeeded(self) -> bool:
+        return self.exit_code == 0 and self.error is None
+
+
+class InstanceRun:
+    """Runs an :class:`InstanceTask`: :meth:`run` blocks until the script exits; :meth:`stop` ends it."""
+
+    def __init__(self, task: InstanceTask, events: InstanceEvents | None = None) -> None:
+        self.task = task
+        self.events = events or InstanceEvents()
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._feeders: list[PipeFeeder] = []
+        self._continuous: list[ContinuousUploader] = []
+        self._stopped = threading.Event()
+        self._lock = threading.Lock()
+        self.result: InstanceResult | None = None
+
+    # ---- phases -----------------------------------------------------------------------------
+    def prepare(self) -> None:
+        """Lay out ``/opt/ml``, write the config files, stage File channels, open Pipe FIFOs."""
+        t = self.task
+        t.layout.create()
+        for path, data in t.config_files.items():
+            t.layout.write_json(path, data)
+        for spec, objects in t.channels:
+            dest = t.layout.host_path(spec.local_path)
+            if spec.input_mode is InputMode.PIPE:
+                feeder = PipeFeeder(objects, t.store, dest, spec.compression, self._staged)
+                self._feeders.append(feeder.start())
+            else:
+                stage_file_channel(objects, t.store, dest, link_ok=t.sandbox.isolates, progress=self._staged)
+        for out in t.outputs:
+            local = t.layout.host_path(out.local_path)
+            local.mkdir(parents=True, exist_ok=True)
+            if out.upload_mode is UploadMode.CONTINUOUS:
+                self._continuous.append(
+                    ContinuousUploader(out, local, t.store, t.continuous_interval).start()
+                )
+
+    def _staged(self, objs: int, nbytes: int) -> None:
+        self.events.on_staged(self.task.host, objs, nbytes)
+
+    def run(self) -> InstanceResult:
+        """Prepare, run the entrypoint to its end, and return what happened. Never raises."""
+        t = self.task
+        tail: collections.deque[str] = collections.deque(maxlen=20)
+        try:
+            self.events.on_state(t.host, "staging")
+            self.prepare()
+            if self._stopped.is_set():
+                return self._finish(InstanceResult(t.host, None, error="stopped before start"))
+            argv, env = t.sandbox.wrap(list(t.argv), t.layout, dict(t.env))
+            self.events.on_state(t.host, "running")
+            with open(t.layout.log_path, "ab") as log:
+                with self._lock:
+                    if self._stopped.is_set():
+                        return self._finish(InstanceResult(t.host, None, error="stopped before start"))
+                    self._proc = subprocess.Popen(
+                        argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                        env=env, cwd=str(t.layout.root), start_new_session=True,
+                    )
+                assert self._proc.stdout is not None
+                for raw in self._proc.stdout:
+                    log.write(raw)
+                    line = raw.decode("utf-8", errors="replace").rstrip("\n")
+                    tail.append(line)
+                    self.events.on_line(t.host, line)
+                code = self._proc.wait()
+            errors = [f"Pipe feeder for {f.fifo.name}: {f.error}" for f in self._feeders if f.error]
+            return self._finish(
+                InstanceResult(t.host, code, t.layout.read_message(), list(tail), "; ".join(errors) or None)
+            )
+        except Exception as exc:  # staging or launch failed: a platform error, reported on the job
+            return self._finish(InstanceResult(t.host, None, t.layout.read_message(), list(tail), f"{exc}"))
+
+    def _finish(self, result: InstanceResult) -> InstanceResult:
+        for feeder in self._feeders:
+            feeder.close()
+        self.result = result
+        self.events.on_state(self.task.host, "exited" if result.exit_code is not None else "failed")
+        return result
+
+    def stop(self) -> None:
+        """Signal the instance's process group, then kill it after the grace period."""
+        with self._lock:
+            self._stopped.set()
+            proc = self._proc
+        if proc is None or proc.poll() is not None:
+            return
+        try:
+            os.killpg(proc.pid, self.task.stop_signal)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + self.task.stop_grace_seconds
+        try:
+            proc.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    def upload_outputs(self, success: bool) -> None:
+        """After the job's outcome is known: EndOfJob outputs go up only on success; Continuous ones flush."""
+        t = self.task
+        for uploader in self._continuous:
+            if success:
+                uploader.finish()
+            else:
+                uploader.cancel()
+        if not success:
+            return
+        for out in t.outputs:
+            if out.upload_mode is UploadMode.END_OF_JOB:
+                upload_output(out, t.layout.host_path(out.local_path), t.store)
+
+    def continuous_errors(self) -> list[str]:
+        return [f"Continuous upload of {u.spec.name!r}: {u.error}" for u in self._continuous if u.error]
+
+
+def make_python_shims(bin_dir: Path, python: str) -> Path:
+    """A directory with ``python`` and ``python3`` pointing at ``python``, put first on the PATH."""
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    for name in ("python", "python3"):
+        link = bin_dir / name
+        if not link.exists():
+            try:
+                link.symlink_to(python)
+            except FileExistsError:
+                pass
+    return bin_dir
