@@ -62,6 +62,8 @@ class Config:
     sandbox: str = "auto"
     quotas: dict[str, int] = field(default_factory=dict)
     images: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: The file this configuration was read from (it may not exist); messages point users at it.
+    config_file: Path | None = None
 
     @property
     def store_root(self) -> Path:
@@ -90,7 +92,8 @@ def load_config(home: str | os.PathLike[str] | None = None) -> Config:
     """Resolve the configuration from ``home`` (or ``SLUICE_HOME``), its config file and the environment."""
     env = os.environ
     root = Path(home or env.get("SLUICE_HOME") or Path.home() / ".sluice").expanduser().resolve()
-    data = _read_file(Path(env.get("SLUICE_CONFIG") or root / "config.toml"))
+    config_file = Path(env.get("SLUICE_CONFIG") or root / "config.toml")
+    data = _read_file(config_file)
     st = data.get("storage", {})
     storage = StorageConfig(
         endpoint_url=env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL") or st.get("endpoint_url"),
@@ -101,7 +104,9 @@ def load_config(home: str | os.PathLike[str] | None = None) -> Config:
     )
     sandbox = env.get("SLUICE_SANDBOX") or data.get("runtime", {}).get("sandbox", "auto")
     if sandbox not in ("auto", "bwrap", "none"):
-        raise SpecError(f"sandbox must be 'auto', 'bwrap' or 'none', not {sandbox!r} (SLUICE_SANDBOX or [runtime]).")
+        raise SpecError(
+            f"sandbox must be 'auto', 'bwrap' or 'none', not {sandbox!r} (SLUICE_SANDBOX or [runtime] sandbox)."
+        )
     quotas = {str(k): int(v) for k, v in data.get("quotas", {}).items()}
     images = {str(k): v for k, v in data.get("images", {}).items()}
     for uri, spec in images.items():
@@ -116,6 +121,7 @@ def load_config(home: str | os.PathLike[str] | None = None) -> Config:
         metadata_url=env.get("SLUICE_METADATA_URL") or data.get("metadata", {}).get("url"),
         sandbox=sandbox,
         quotas=quotas,
+        config_file=config_file,
         images=images,
     )
 

@@ -6,6 +6,7 @@ to build the store. The S3 backend runs against a real moto server on loopback, 
 
 from __future__ import annotations
 
+import io
 import multiprocessing
 import os
 import pickle
@@ -16,7 +17,7 @@ import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, BinaryIO, cast
 
 import pytest
 
@@ -108,6 +109,11 @@ class StoreContract:
         store.put(bucket, "data/blob.bin", data)
         assert store.get_bytes(bucket, "data/blob.bin") == data
 
+    def test_put_of_9_mib_of_bytes_round_trips(self, store: ObjectStore, bucket: str) -> None:
+        data = os.urandom(9 * MiB)  # over the S3 multipart threshold
+        assert store.put(bucket, "large", data).size == len(data)
+        assert store.get_bytes(bucket, "large") == data
+
     def test_put_of_an_empty_object_reads_back_empty(self, store: ObjectStore, bucket: str) -> None:
         info = store.put(bucket, "empty", b"")
         assert info.size == 0
@@ -122,6 +128,26 @@ class StoreContract:
             info = store.put(bucket, "from-file", fh)
         assert info.size == src.stat().st_size
         assert store.get_bytes(bucket, "from-file") == src.read_bytes()
+
+    def test_put_accepts_a_stream_that_cannot_seek(self, store: ObjectStore, bucket: str) -> None:
+        data = os.urandom(9 * MiB)  # over the S3 multipart threshold
+
+        class Pipe(io.RawIOBase):  # like a socket or a pipe: read-only, forward-only
+            def __init__(self) -> None:
+                self.pos = 0
+
+            def readable(self) -> bool:
+                return True
+
+            def readinto(self, buffer: Any) -> int:
+                chunk = data[self.pos:self.pos + min(len(buffer), 64 * 1024)]
+                buffer[:len(chunk)] = chunk
+                self.pos += len(chunk)
+                return len(chunk)
+
+        info = store.put(bucket, "streamed", cast(BinaryIO, io.BufferedReader(Pipe())))
+        assert info.size == len(data)
+        assert store.get_bytes(bucket, "streamed") == data
 
     def test_put_returns_what_stat_then_says(self, store: ObjectStore, bucket: str) -> None:
         info = store.put(bucket, "k", b"12345")
@@ -606,6 +632,17 @@ class TestS3Store(StoreContract):
             assert out.get(timeout=120) is True
         finally:
             child.join(timeout=120)
+
+    def test_buckets_can_be_created_and_used_outside_us_east_1(self, s3_server: str) -> None:
+        reset_s3_server(s3_server)
+        config = StorageConfig(
+            endpoint_url=s3_server, region="eu-west-1", access_key_id="testing", secret_access_key="testing"
+        )
+        store = S3Store(config)
+        store.create_bucket("european")
+        store.create_bucket("european")
+        store.put("european", "k", b"bonjour")
+        assert store.get_bytes("european", "k") == b"bonjour"
 
     def test_an_endpoint_that_is_not_a_url_is_refused_up_front(self) -> None:
         with pytest.raises(SpecError, match="endpoint_url"):

@@ -89,7 +89,7 @@ class JobDriver:
         deadline = time.monotonic() + self.max_runtime_seconds
         results: dict[str, InstanceResult] = {}
         stop_reason: str | None = None
-        failed_early = False
+        cause: InstanceResult | None = None  # the first instance to fail, before any was stopped
         next_stop_check = 0.0
         while len(results) < len(handles):
             now = time.monotonic()
@@ -112,11 +112,11 @@ class JobDriver:
                 r = res if h is pending[0] else h.wait(0)
                 if r is not None:
                     results[h.host] = r
-                    if not r.succeeded:
-                        failed_early = True
-            if failed_early:
+                    if not r.succeeded and cause is None:
+                        cause = r
+            if cause is not None:
                 break
-        if stop_reason or failed_early:
+        if stop_reason or cause is not None:
             for h in handles:
                 if h.host not in results:
                     h.stop()
@@ -135,11 +135,10 @@ class JobDriver:
                 extra["FailureReason"] = stop_reason
             self._conclude(JobStatus.STOPPED, extra)
             return
-        failures = [r for r in ordered if not r.succeeded]
-        if failures:
+        if cause is not None:
             for h in handles:
                 h.upload_outputs(False)
-            extra["FailureReason"] = _failure_reason(failures)
+            extra["FailureReason"] = _failure_reason(cause)
             self._conclude(JobStatus.FAILED, extra)
             return
         upload_errors = [e for h in handles for e in h.upload_outputs(True)]
@@ -167,8 +166,7 @@ class JobDriver:
             self.on_done(self.record)
 
 
-def _failure_reason(failures: list[InstanceResult]) -> str:
-    first = failures[0]
+def _failure_reason(first: InstanceResult) -> str:
     if first.error and first.exit_code is None:
         return f"ClientError: {first.host}: {first.error}"[:_MESSAGE_LIMIT]
     if first.message:

@@ -195,8 +195,8 @@ def _framework_for(repository: str) -> str | None:
 
 
 def _config_file(config: Config) -> Path:
-    """The config file ``load_config`` reads, so messages can point at the file to edit."""
-    return Path(os.environ.get("SLUICE_CONFIG") or config.home / "config.toml")
+    """The config file ``load_config`` read, so messages can point at the file to edit."""
+    return config.config_file or config.home / "config.toml"
 
 
 def _toml_hint(image_uri: str, config: Config) -> str:

@@ -139,7 +139,11 @@ class _S3Body(io.RawIOBase):
 
 
 class S3Store(ObjectStore):
-    """Objects in an S3-compatible service. Every failure surfaces as a :mod:`sluice.errors` type."""
+    """Objects in an S3-compatible service. Every failure surfaces as a :mod:`sluice.errors` type.
+
+    ``connect_timeout`` and ``read_timeout`` are seconds per HTTP request; ``max_attempts`` is how many
+    times a request is tried in all (``None``: botocore's standard-mode default, or ``AWS_MAX_ATTEMPTS``).
+    """
 
     kind = "s3"
 
@@ -163,8 +167,9 @@ class S3Store(ObjectStore):
         self.max_attempts = max_attempts
         self._client_obj: BaseClient | None = None
         self._client_pid = -1
+        self._multipart_threshold = 8 * _MiB
         self._transfer_config = TransferConfig(
-            multipart_threshold=8 * _MiB,
+            multipart_threshold=self._multipart_threshold,
             multipart_chunksize=8 * _MiB,
             max_concurrency=8,
             use_threads=True,
@@ -316,9 +321,11 @@ class S3Store(ObjectStore):
         # A PUT (and a completed multipart upload) replaces the object atomically on S3.
         self._check(bucket, key)
         with self._translating("put", bucket, key):
-            if isinstance(data, bytes | bytearray | memoryview):
+            if isinstance(data, bytes | bytearray | memoryview) and len(data) <= self._multipart_threshold:
                 self._client().put_object(Bucket=bucket, Key=key, Body=bytes(data))
-            else:
+            else:  # streams, and bytes big enough for a parallel multipart upload
+                if isinstance(data, bytes | bytearray | memoryview):
+                    data = cast(BinaryIO, io.BytesIO(data))
                 with create_transfer_manager(self._client(), self._transfer_config) as manager:
                     manager.upload(data, bucket, key).result()
         return self._head(bucket, key, "put")

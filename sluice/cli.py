@@ -1,0 +1,123 @@
+"""The ``sluice`` command: read and control the record of jobs from any process."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+from typing import Any
+
+import click
+
+from sluice.errors import SluiceError
+
+__all__ = ["main"]
+
+_KINDS = {"processing": "ProcessingJob", "training": "TrainingJob", "transform": "TransformJob"}
+
+
+def _session():
+    from sluice.session import Session
+
+    return Session()
+
+
+def _kind_of(sess: Any, name: str, kind: str | None) -> str:
+    if kind:
+        return _KINDS[kind]
+    for k in _KINDS.values():
+        if sess.metadata.get_job(k, name) is not None:
+            return k
+    raise click.ClickException(f"no job named {name!r}; `sluice jobs list` shows the jobs there are.")
+
+
+def _fmt_time(value: Any) -> str:
+    if isinstance(value, int | float):
+        return dt.datetime.fromtimestamp(value, tz=dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+    return str(value or "")
+
+
+@click.group()
+@click.version_option(package_name="sluice")
+def main() -> None:
+    """sluice: SageMaker jobs and pipelines on one machine or on Ray."""
+
+
+@main.group()
+def jobs() -> None:
+    """List, describe, read the logs of and stop jobs."""
+
+
+_kind_option = click.option("--kind", type=click.Choice(sorted(_KINDS)), default=None, help="Job type.")
+
+
+@jobs.command("list")
+@_kind_option
+@click.option("--status", default=None, help="Only jobs in this status (InProgress, Completed, Failed, Stopped).")
+@click.option("--name-contains", default=None, help="Only jobs whose name contains this.")
+@click.option("--limit", default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def list_jobs(kind: str | None, status: str | None, name_contains: str | None, limit: int, as_json: bool) -> None:
+    """Most recent jobs first."""
+    sess = _session()
+    rows = sess.metadata.list_jobs(_KINDS.get(kind) if kind else None, status, name_contains, limit)
+    if as_json:
+        click.echo(json.dumps([{"Name": r.name, "Kind": r.kind, "Status": r.status,
+                                "CreationTime": r.created_at} for r in rows], indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("name", "kind", "status", "created (UTC)", "reason")
+    for r in rows:
+        table.add_row(r.name, r.kind, r.status, _fmt_time(r.created_at), (r.record.get("FailureReason") or "")[:60])
+    Console().print(table)
+
+
+@jobs.command()
+@click.argument("name")
+@_kind_option
+def describe(name: str, kind: str | None) -> None:
+    """The Describe*-shaped record of a job, as JSON."""
+    sess = _session()
+    record = sess._describe(_kind_of(sess, name, kind), name)
+    click.echo(json.dumps(record, indent=2, default=str))
+
+
+@jobs.command()
+@click.argument("name")
+@_kind_option
+@click.option("--follow", "-f", is_flag=True, help="Keep printing until the job ends.")
+def logs(name: str, kind: str | None, follow: bool) -> None:
+    """Every instance's log lines, prefixed by host."""
+    from sluice.runtime.logs import follow_logs
+
+    sess = _session()
+    follow_logs(sess, _kind_of(sess, name, kind), name, wait=follow)
+
+
+@jobs.command()
+@click.argument("name")
+@_kind_option
+def stop(name: str, kind: str | None) -> None:
+    """Ask a running job to stop; its driver ends every instance and records Stopped."""
+    sess = _session()
+    sess._stop(_kind_of(sess, name, kind), name)
+    click.echo(f"stop requested for {name}")
+
+
+def run() -> None:
+    try:
+        main(standalone_mode=False)
+    except SluiceError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.Abort:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    run()
