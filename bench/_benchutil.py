@@ -54,7 +54,8 @@ def median(values: list[float]) -> float:
 
 def spread(values: list[float]) -> str:
     """``min/median/max`` in milliseconds, for the detail lines."""
-    return f"min {min(values) * 1e3:.1f} ms, median {median(values) * 1e3:.1f} ms, max {max(values) * 1e3:.1f} ms"
+    lo, mid, hi = min(values) * 1e3, median(values) * 1e3, max(values) * 1e3
+    return f"min {lo:.1f} ms, median {mid:.1f} ms, max {hi:.1f} ms"
 
 
 def drop_page_cache() -> bool:

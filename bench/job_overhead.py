@@ -139,7 +139,7 @@ def breakdown(job: Job, reps: int) -> list[str]:
 
 
 def sandbox_alone(job: Job, reps: int) -> float | None:
-    """The bare cost of the sandbox: bwrap + python on the empty script, outside sluice. None without bwrap."""
+    """The sandbox's own cost: bwrap + python on the empty script, without sluice. None without bwrap."""
     from sluice.config import current_config
     from sluice.jobs.layout import InstanceLayout
     from sluice.runtime.sandbox import detect_sandbox

@@ -16,7 +16,6 @@ Usage: ``python bench/staging.py [--objects 1000] [--s3-objects 200] [--reps 3] 
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import tempfile
@@ -138,7 +137,8 @@ def start_server() -> tuple[subprocess.Popen[str], str]:
         "sys.stdin.read()\n"
         "server.stop()\n"
     )
-    proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            text=True)
     assert proc.stdout is not None
     url = proc.stdout.readline().strip()
     if not url.startswith("http"):
@@ -167,8 +167,8 @@ def bench_s3(count: int, reps: int, scratch: Path) -> tuple[str, list[str]]:
                               config=BotoConfig(s3={"addressing_style": "path"}, max_pool_connections=16))
 
         def baseline(dest: Path) -> None:
-            keys = [o["Key"] for page in client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=PREFIX)
-                    for o in page.get("Contents", ())]
+            pages = client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=PREFIX)
+            keys = [o["Key"] for page in pages for o in page.get("Contents", ())]
             dest.mkdir(parents=True)
             with ThreadPoolExecutor(16) as pool:
                 list(pool.map(lambda k: client.download_file(BUCKET, k, str(dest / k[len(PREFIX):])), keys))

@@ -3,7 +3,8 @@
 A backend supplies six primitives — :meth:`list`, :meth:`open`, :meth:`put`, :meth:`stat`,
 :meth:`delete`, :meth:`presign` — plus bucket creation. Everything else (exists, bytes, file
 transfers, copy, prefix sync) is built here once; a backend overrides a derived method only for a
-faster path (the local store hard-links instead of copying, the S3 store uses multipart transfers).
+faster path (the local store copies files kernel-side and offers :meth:`ObjectStore.local_path` for
+zero-copy staging; the S3 store uses parallel multipart transfers and server-side copy).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -105,20 +107,13 @@ class ObjectStore(ABC):
 
     def download_file(self, bucket: str, key: str, path: str | os.PathLike[str]) -> int:
         """Write the object to ``path`` (atomically: a temp file renamed into place). Returns bytes."""
-        dest = Path(path)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-        try:
-            with os.fdopen(fd, "wb") as out, self.open(bucket, key) as src:
-                shutil.copyfileobj(src, out, _CHUNK)
-                size = out.tell()
-            os.replace(tmp, dest)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return size
+        with atomic_target(path) as tmp, open(tmp, "wb") as out, self.open(bucket, key) as src:
+            shutil.copyfileobj(src, out, _CHUNK)
+            return out.tell()
 
     def copy(self, src_bucket: str, src_key: str, dst_bucket: str, dst_key: str) -> ObjectInfo:
+        self._check(src_bucket, src_key)
+        self._check(dst_bucket, dst_key)  # refuse a bad destination before reading the source
         with self.open(src_bucket, src_key) as fh:
             return self.put(dst_bucket, dst_key, fh)
 
@@ -149,6 +144,26 @@ class ObjectStore(ABC):
         validate_bucket(bucket)
         if key is not None:
             validate_key(key, allow_empty=allow_empty)
+
+
+@contextmanager
+def atomic_target(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """A temp file beside ``path`` to write into; renamed onto ``path`` on success, removed on failure.
+
+    Readers of ``path`` never see a partial file, and the file gets ordinary permissions (0644), not
+    the 0600 of a temp file.
+    """
+    dest = Path(path)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, dest)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def join_key(prefix: str, rel: str) -> str:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from sluice.errors import NoSuchKeyError, StorageError
-from sluice.storage.base import ObjectInfo, ObjectStore
+from sluice.storage.base import ObjectInfo, ObjectStore, atomic_target
 
 __all__ = ["LocalStore"]
 
@@ -170,22 +170,10 @@ class LocalStore(ObjectStore):
         with open(path, "rb") as fh:
             return self.put(bucket, key, fh)
 
-    def copy(self, src_bucket: str, src_key: str, dst_bucket: str, dst_key: str) -> ObjectInfo:
-        self._check(dst_bucket, dst_key)  # refuse a bad destination before reading the source
-        return super().copy(src_bucket, src_key, dst_bucket, dst_key)
-
     def download_file(self, bucket: str, key: str, path: str | os.PathLike[str]) -> int:
         src = self._path(bucket, key)
         if not src.is_file():
             raise NoSuchKeyError(f"no object s3://{bucket}/{key} in the local store.")
-        dest = Path(path)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-        os.close(fd)
-        try:
+        with atomic_target(path) as tmp:
             shutil.copyfile(src, tmp)
-            os.replace(tmp, dest)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return dest.stat().st_size
+            return tmp.stat().st_size

@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import io
 import os
-import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn, cast
 from urllib.parse import urlparse
 
@@ -27,7 +25,7 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from sluice.config import StorageConfig
 from sluice.errors import NoSuchKeyError, SpecError, StorageError
-from sluice.storage.base import ObjectInfo, ObjectStore
+from sluice.storage.base import ObjectInfo, ObjectStore, atomic_target
 
 if TYPE_CHECKING:
     from botocore.client import BaseClient
@@ -206,7 +204,7 @@ class S3Store(ObjectStore):
         boto_config = BotoConfig(
             s3={"addressing_style": "path"},
             signature_version="s3v4",
-            max_pool_connections=32,
+            max_pool_connections=64,  # prefix transfers x per-file multipart threads
             retries=retries,  # type: ignore[arg-type]
             connect_timeout=self.connect_timeout,
             read_timeout=self.read_timeout,
@@ -392,22 +390,15 @@ class S3Store(ObjectStore):
     def download_file(self, bucket: str, key: str, path: str | os.PathLike[str]) -> int:
         """Download with parallel ranged GETs into a temp file beside ``path``, then rename it into place."""
         self._check(bucket, key)
-        dest = Path(path)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-        try:
-            with (
-                os.fdopen(fd, "wb") as out,
-                self._translating("download", bucket, key),
-                create_transfer_manager(self._client(), self._transfer_config) as manager,
-            ):
-                manager.download(bucket, key, out).result()
-            size = os.path.getsize(tmp)
-            os.replace(tmp, dest)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return size
+        with (
+            atomic_target(path) as tmp,
+            open(tmp, "wb") as out,
+            self._translating("download", bucket, key),
+            create_transfer_manager(self._client(), self._transfer_config) as manager,
+        ):
+            manager.download(bucket, key, out).result()
+            out.flush()
+            return os.fstat(out.fileno()).st_size  # ranged parts may land out of order: ask the file
 
     def copy(self, src_bucket: str, src_key: str, dst_bucket: str, dst_key: str) -> ObjectInfo:
         """Copy inside the service (CopyObject / UploadPartCopy): the bytes never come to this machine."""
