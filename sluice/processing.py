@@ -15,7 +15,7 @@ from typing import Any
 
 from sluice.errors import SpecError
 from sluice.jobs.naming import base_name_from_image, name_from_base
-from sluice.session import Session, _check_status
+from sluice.session import Session
 from sluice.storage.base import join_key
 
 __all__ = [
@@ -39,7 +39,8 @@ class ProcessingInput:
     def __init__(
         self, source: str | None = None, destination: str | None = None, input_name: str | None = None,
         s3_data_type: str = "S3Prefix", s3_input_mode: str = "File", s3_data_distribution_type: str = "FullyReplicated",
-        s3_compression_type: str = "None", s3_input: Any = None, dataset_definition: Any = None, app_managed: bool = False,
+        s3_compression_type: str = "None", s3_input: Any = None, dataset_definition: Any = None,
+        app_managed: bool = False,
     ) -> None:
         self.source, self.destination, self.input_name = source, destination, input_name
         self.s3_data_type, self.s3_input_mode = s3_data_type, s3_input_mode
@@ -71,7 +72,8 @@ class ProcessingOutput:
         s3_upload_mode: str = "EndOfJob", app_managed: bool = False, feature_store_output: Any = None,
     ) -> None:
         self.source, self.destination, self.output_name = source, destination, output_name
-        self.s3_upload_mode, self.app_managed, self.feature_store_output = s3_upload_mode, app_managed, feature_store_output
+        self.s3_upload_mode, self.app_managed = s3_upload_mode, app_managed
+        self.feature_store_output = feature_store_output
 
     def _to_request_dict(self) -> dict[str, Any]:
         request: dict[str, Any] = {"OutputName": self.output_name, "AppManaged": self.app_managed}
@@ -139,7 +141,8 @@ class Processor:
         self.role, self.image_uri = role, image_uri
         self.instance_count, self.instance_type = instance_count, instance_type
         self.entrypoint = entrypoint
-        self.volume_size_in_gb, self.volume_kms_key, self.output_kms_key = volume_size_in_gb, volume_kms_key, output_kms_key
+        self.volume_size_in_gb = volume_size_in_gb
+        self.volume_kms_key, self.output_kms_key = volume_kms_key, output_kms_key
         self.max_runtime_in_seconds = max_runtime_in_seconds
         self.base_job_name = base_job_name
         self.sagemaker_session = sagemaker_session or Session()
@@ -285,7 +288,7 @@ class ScriptProcessor(Processor):
         self._current_job_name = self._generate_current_job_name(job_name)
         code_uri = self._handle_user_code(code)
         self._code_name = Path(code_uri.removeprefix("s3://")).name
-        inputs = list(inputs or []) + [ProcessingInput(source=code_uri, destination=_CODE_DIR, input_name="code")]
+        inputs = [*(inputs or []), ProcessingInput(source=code_uri, destination=_CODE_DIR, input_name="code")]
         norm_inputs = self._normalize_inputs(inputs)
         norm_outputs = self._normalize_outputs(outputs)
         self.arguments = arguments
@@ -354,7 +357,8 @@ class FrameworkProcessor(ScriptProcessor):
         self._current_job_name = self._generate_current_job_name(job_name)
         source_uri = self._pack_source(code, source_dir, dependencies or [])
         entry_uri = self._upload_runproc(code)
-        inputs = list(inputs or []) + [
+        inputs = [
+            *(inputs or []),
             ProcessingInput(source=source_uri, destination=_CODE_DIR, input_name="code"),
             ProcessingInput(source=entry_uri, destination=_ENTRYPOINT_DIR, input_name="entrypoint"),
         ]

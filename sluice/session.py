@@ -12,13 +12,15 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sluice.config import Config, current_config, load_config
 from sluice.errors import ExecutionError, SpecError
 from sluice.jobs.status import JobStatus, allowed_from
-from sluice.metadata import MetadataStore, open_metadata
-from sluice.storage import ObjectStore, S3Uri, join_key, relative_key, store_for
+from sluice.storage import ObjectStore, join_key, relative_key, store_for
+
+if TYPE_CHECKING:
+    from sluice.metadata import MetadataStore
 
 __all__ = ["ACCOUNT_ID", "Session", "get_execution_role"]
 
@@ -29,8 +31,6 @@ _TIME_FIELDS = (
     "CreationTime", "LastModifiedTime", "ProcessingStartTime", "ProcessingEndTime", "TrainingStartTime",
     "TrainingEndTime", "TransformStartTime", "TransformEndTime",
 )
-_IGNORED_ARGS = ("boto_session", "sagemaker_client", "sagemaker_runtime_client", "sagemaker_featurestore_runtime_client",
-                 "sagemaker_metrics_client", "settings", "sagemaker_config")
 
 
 def get_execution_role(sagemaker_session: Session | None = None, use_default: bool = False) -> str:
@@ -79,6 +79,8 @@ class Session:
 
     @property
     def metadata(self) -> MetadataStore:
+        from sluice.metadata import open_metadata  # SQLAlchemy loads on first use, not on `import sluice`
+
         return open_metadata(self._config.database_url)
 
     def account_id(self) -> str:
@@ -199,7 +201,8 @@ class Session:
             reason = (f"InternalServerError: the process driving this job (pid {row.driver_pid}) ended before the "
                       "job did; start the job again.")
             record.update({status_key: "Failed", "FailureReason": reason, "LastModifiedTime": time.time()})
-            self.metadata.update_job(kind, name, record=record, status="Failed", allowed_from=allowed_from(JobStatus.FAILED))
+            self.metadata.update_job(kind, name, record=record, status=str(JobStatus.FAILED),
+                                     allowed_from=allowed_from(JobStatus.FAILED))
         return _with_datetimes(record)
 
     def _stop(self, kind: str, name: str) -> None:

@@ -24,7 +24,9 @@ def make_wheel(dest: Path, name: str, version: str, module_source: str) -> Path:
     files = {
         f"{name}.py": module_source,
         f"{name}-{version}.dist-info/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
-        f"{name}-{version}.dist-info/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+        f"{name}-{version}.dist-info/WHEEL": (
+            "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+        ),
     }
     record_lines = []
     with zipfile.ZipFile(wheel, "w") as zf:

@@ -54,7 +54,7 @@ def test_bad_job_name_is_refused_naming_the_field_and_rule(sess, code):
 
 
 def test_missing_prefix_is_refused(sess, code):
-    with pytest.raises(SpecError, match="no objects found under s3://.*/nothing-here"):
+    with pytest.raises(SpecError, match=r"no objects found under s3://.*/nothing-here"):
         run(sess, proc(sess), code, f"s3://{sess.default_bucket()}/nothing-here")
     assert_nothing_left(sess)
 
@@ -129,7 +129,7 @@ def test_raising_the_quota_in_config_lets_the_job_run(sess, code):
 
 
 def test_unknown_instance_type_is_refused_with_close_matches(sess, code):
-    with pytest.raises(SpecError, match="ml.m5.xlarge"):
+    with pytest.raises(SpecError, match=r"ml\.m5\.xlarge"):
         run(sess, proc(sess, instance_type="ml.m5.xlarj"), code, f"s3://{sess.default_bucket()}/data")
     assert_nothing_left(sess)
 

@@ -110,9 +110,8 @@ class PipeFeeder:
 
     def start(self) -> PipeFeeder:
         self.fifo.parent.mkdir(parents=True, exist_ok=True)
-        if self.fifo.exists() or self.fifo.is_symlink():
-            if not stat.S_ISFIFO(self.fifo.lstat().st_mode):
-                self.fifo.unlink()
+        if (self.fifo.exists() or self.fifo.is_symlink()) and not stat.S_ISFIFO(self.fifo.lstat().st_mode):
+            self.fifo.unlink()
         if not self.fifo.exists():
             os.mkfifo(self.fifo, 0o644)
         self._thread.start()

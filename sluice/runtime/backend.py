@@ -38,7 +38,7 @@ class Backend(ABC):
 
     name: str = "abstract"
 
-    def validate(self, tasks: list[InstanceTask]) -> None:
+    def validate(self, tasks: list[InstanceTask]) -> None:  # noqa: B027 - an optional hook, not abstract
         """Refuse a job this backend cannot run, before anything starts. Default: accept."""
 
     @abstractmethod

@@ -173,5 +173,6 @@ def _failure_reason(first: InstanceResult) -> str:
         return f"AlgorithmError: {first.message}"[:_MESSAGE_LIMIT]
     if first.error:
         return f"ClientError: {first.host}: {first.error}"[:_MESSAGE_LIMIT]
+    head = f"AlgorithmError: {first.host} exited with code {first.exit_code}. Last log lines:\n"
     tail = "\n".join(first.log_tail[-10:])
-    return (f"AlgorithmError: {first.host} exited with code {first.exit_code}. Last log lines:\n{tail}")[-_MESSAGE_LIMIT:]
+    return head + tail[-(_MESSAGE_LIMIT - len(head)):]  # keep the newest lines when trimming

@@ -9,6 +9,7 @@ that reads its shard straight from object storage. :class:`InstanceRun` is the e
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 import signal
 import subprocess
@@ -163,15 +164,13 @@ class InstanceRun:
         try:
             os.killpg(proc.pid, self.task.stop_signal)
         except ProcessLookupError:
-            return
+            return  # already gone
         deadline = time.monotonic() + self.task.stop_grace_seconds
         try:
             proc.wait(max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
 
     def upload_outputs(self, success: bool) -> None:
         """After the job's outcome is known: EndOfJob outputs go up only on success; Continuous ones flush."""
@@ -197,8 +196,6 @@ def make_python_shims(bin_dir: Path, python: str) -> Path:
     for name in ("python", "python3"):
         link = bin_dir / name
         if not link.exists():
-            try:
+            with contextlib.suppress(FileExistsError):  # another job made it first
                 link.symlink_to(python)
-            except FileExistsError:
-                pass
     return bin_dir
