@@ -10,7 +10,7 @@ The S3 part runs against the loopback moto server from tests/s3server.py, starte
 the server and the client do not share one GIL. moto moves about 150 MB/s here, so the S3 part uses
 200 x 1 MiB objects by default (``--s3-objects``); the local part uses the full 1 GiB.
 
-Usage: ``python bench/staging.py [--objects 1000] [--s3-objects 200] [--reps 3] [--s3-reps 5]``.
+Usage: ``python bench/staging.py [--objects 1000] [--s3-objects 200] [--reps 3] [--s3-reps 9]``.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import argparse
 import subprocess
 import sys
 import tempfile
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -63,7 +64,7 @@ def stage_with_sluice(store: Any, dest: Path, link_ok: bool = True) -> tuple[flo
     spec = ChannelSpec(name="data", s3_uri=f"s3://{BUCKET}/{PREFIX}", local_path=CHANNEL_PATH)
     plan_box: list[Any] = []
     t_plan = timed(lambda: plan_box.append(plan_channel(spec, store, 1)))
-    objects = plan_box[0].for_instance(0)
+    objects = plan_box[0].shards[0]  # the ObjectRefs of instance algo-1 (shards is stable API; for_instance changes)
     t_stage = timed(lambda: stage_file_channel(objects, store, dest, link_ok=link_ok))
     return t_plan, t_stage
 
@@ -176,18 +177,23 @@ def bench_s3(count: int, reps: int, scratch: Path) -> tuple[str, list[str]]:
         ours: list[float] = []
         plans: list[float] = []
         base: list[float] = []
+        cpu: dict[str, list[float]] = {"sluice": [], "boto3": []}
         for rep in range(reps + 1):  # rep 0 warms both clients and connection pools, not counted
-            for what in ("sluice", "boto3"):
+            # Alternate which goes first: the server (one process on 2 cores) and any other load drift.
+            for what in ("sluice", "boto3") if rep % 2 else ("boto3", "sluice"):
                 dest = scratch / f"s3-{what}-{rep}"
+                cpu0 = time.process_time()
                 if what == "sluice":
                     t_plan, t_stage = stage_with_sluice(store, dest)
                     elapsed = t_plan + t_stage
                 else:
                     elapsed = timed(lambda d=dest: baseline(d))
+                cpu_used = time.process_time() - cpu0
                 if rep == 0:
                     check_staged(dest, count)
                 else:
                     (ours if what == "sluice" else base).append(elapsed)
+                    cpu[what].append(cpu_used)
                     if what == "sluice":
                         plans.append(t_plan)
                 remove_tree(dest)
@@ -205,6 +211,10 @@ def bench_s3(count: int, reps: int, scratch: Path) -> tuple[str, list[str]]:
         f"  sluice plan+stage:          {median(ours) * 1e3:8.1f} ms (plan {median(plans) * 1e3:.1f} ms, "
         f"{mib / median(ours):.0f} MiB/s)",
         f"  boto3 list + 16 x download: {median(base) * 1e3:8.1f} ms ({mib / median(base):.0f} MiB/s)",
+        f"  client CPU (this process, all threads): sluice {median(cpu['sluice']) * 1e3:.0f} ms, "
+        f"boto3 {median(cpu['boto3']) * 1e3:.0f} ms",
+        "  per rep, ms (sluice/boto3): " + ", ".join(f"{o * 1e3:.0f}/{b * 1e3:.0f}"
+                                                       for o, b in zip(ours, base, strict=True)),
     ]
     return result_line(NAME_S3, ratio, ">=", TARGET_S3), details
 
@@ -214,7 +224,7 @@ def main() -> int:
     parser.add_argument("--objects", type=int, default=1000, help="1 MiB objects for the local part")
     parser.add_argument("--s3-objects", type=int, default=200, help="1 MiB objects for the S3 part")
     parser.add_argument("--reps", type=int, default=3, help="timed runs of each, local part")
-    parser.add_argument("--s3-reps", type=int, default=5, help="timed runs of each, S3 part")
+    parser.add_argument("--s3-reps", type=int, default=9, help="timed runs of each, S3 part")
     parser.add_argument("--skip-s3", action="store_true")
     parser.add_argument("--skip-local", action="store_true")
     args = parser.parse_args()

@@ -107,8 +107,8 @@ class Session:
         if bucket is None:
             bucket = self.default_bucket()
             key_prefix = self._prefixed(key_prefix)
-        else:
-            self.store.create_bucket(bucket) if not self.store.bucket_exists(bucket) else None
+        elif not self.store.bucket_exists(bucket):
+            self.store.create_bucket(bucket)
         key_prefix = key_prefix.strip("/")
         if src.is_dir():
             self.store.upload_dir(src, bucket, key_prefix)

@@ -23,7 +23,7 @@ from sluice.errors import NoSuchKeyError, SluiceError, SpecError
 from sluice.storage.base import ObjectStore, relative_key
 from sluice.storage.uri import S3Uri, validate_key
 
-__all__ = ["ChannelPlan", "ObjectRef", "assign_shards", "parse_manifest", "plan_channel", "resolve_objects"]
+__all__ = ["ChannelPlan", "InstanceChannel", "ObjectRef", "assign_shards", "parse_manifest", "plan_channel", "resolve_objects"]
 
 log = logging.getLogger("sluice.channels")
 
@@ -39,6 +39,19 @@ class ObjectRef:
 
 
 @dataclass(frozen=True)
+class InstanceChannel:
+    """What one instance receives of a channel: the spec and its own objects, in delivery order.
+
+    It travels inside the instance's task, so it carries only this instance's slice.
+    """
+
+    spec: ChannelSpec
+    objects: tuple[ObjectRef, ...]
+    instance_index: int = 0
+    instance_count: int = 1
+
+
+@dataclass(frozen=True)
 class ChannelPlan:
     """A channel's objects, split per instance (``shards[i]`` is for ``algo-(i+1)``)."""
 
@@ -49,8 +62,9 @@ class ChannelPlan:
     def total_objects(self) -> int:
         return len({(o.bucket, o.key) for shard in self.shards for o in shard})
 
-    def for_instance(self, index: int) -> tuple[ObjectRef, ...]:
-        return self.shards[index]
+    def for_instance(self, index: int) -> InstanceChannel:
+        """What instance ``index`` (``algo-(index+1)``) receives: the spec and its own objects."""
+        return InstanceChannel(self.spec, self.shards[index], index, len(self.shards))
 
     def bytes_for(self, index: int) -> int:
         return sum(o.size for o in self.shards[index])

@@ -3,7 +3,8 @@
 Validation runs in two passes and reports every problem of a pass together: first the request's shape
 against the SageMaker service model in botocore (names, enums, patterns, ranges), then the rules the
 service enforces beyond the shape (``LocalPath`` under ``/opt/ml/processing/``, Gzip only with Pipe,
-unique names) and what sluice needs locally (an entrypoint, a known image, an instance quota).
+unique names) and what sluice needs locally (an entrypoint, an instance type within its quota). The
+runtime then checks that the image maps to an environment, before anything is recorded.
 """
 
 from __future__ import annotations

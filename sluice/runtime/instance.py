@@ -20,10 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sluice.channels.delivery import Delivery, InstanceChannel, start_delivery
 from sluice.channels.outputs import ContinuousUploader, upload_output
-from sluice.channels.plan import ObjectRef
-from sluice.channels.spec import ChannelSpec, InputMode, OutputSpec, UploadMode
-from sluice.channels.staging import PipeFeeder, stage_file_channel
+from sluice.channels.spec import OutputSpec, UploadMode
 from sluice.jobs.layout import InstanceLayout
 from sluice.runtime.sandbox import Sandbox
 from sluice.storage.base import ObjectStore
@@ -46,9 +45,8 @@ class InstanceTask:
 
     job_name: str
     layout: InstanceLayout
-    hosts: list[str]
     store: ObjectStore
-    channels: list[tuple[ChannelSpec, tuple[ObjectRef, ...]]]
+    channels: list[InstanceChannel]
     outputs: list[OutputSpec]
     argv: list[str]
     env: dict[str, str]
@@ -83,7 +81,7 @@ class InstanceRun:
         self.task = task
         self.events = events or InstanceEvents()
         self._proc: subprocess.Popen[bytes] | None = None
-        self._feeders: list[PipeFeeder] = []
+        self._deliveries: list[Delivery] = []
         self._continuous: list[ContinuousUploader] = []
         self._stopped = threading.Event()
         self._lock = threading.Lock()
@@ -96,13 +94,11 @@ class InstanceRun:
         t.layout.create()
         for path, data in t.config_files.items():
             t.layout.write_json(path, data)
-        for spec, objects in t.channels:
-            dest = t.layout.host_path(spec.local_path)
-            if spec.input_mode is InputMode.PIPE:
-                feeder = PipeFeeder(objects, t.store, dest, spec.compression, self._staged)
-                self._feeders.append(feeder.start())
-            else:
-                stage_file_channel(objects, t.store, dest, link_ok=t.sandbox.isolates, progress=self._staged)
+        for channel in t.channels:
+            dest = t.layout.host_path(channel.spec.local_path)
+            self._deliveries.append(
+                start_delivery(channel, t.store, dest, link_ok=t.sandbox.isolates, progress=self._staged)
+            )
         for out in t.outputs:
             local = t.layout.host_path(out.local_path)
             local.mkdir(parents=True, exist_ok=True)
@@ -140,7 +136,7 @@ class InstanceRun:
                     tail.append(line)
                     self.events.on_line(t.host, line)
                 code = self._proc.wait()
-            errors = [f"Pipe feeder for {f.fifo.name}: {f.error}" for f in self._feeders if f.error]
+            errors = [d.error for d in self._deliveries if d.error]
             return self._finish(
                 InstanceResult(t.host, code, t.layout.read_message(), list(tail), "; ".join(errors) or None)
             )
@@ -148,8 +144,8 @@ class InstanceRun:
             return self._finish(InstanceResult(t.host, None, t.layout.read_message(), list(tail), f"{exc}"))
 
     def _finish(self, result: InstanceResult) -> InstanceResult:
-        for feeder in self._feeders:
-            feeder.close()
+        for delivery in self._deliveries:
+            delivery.close()
         self.result = result
         self.events.on_state(self.task.host, "exited" if result.exit_code is not None else "failed")
         return result

@@ -72,9 +72,8 @@ def start_processing_job(
         InstanceTask(
             job_name=spec.name,
             layout=InstanceLayout(host, i, root / host),
-            hosts=hosts,
             store=store,
-            channels=[(p.spec, p.for_instance(i)) for p in plans],
+            channels=[p.for_instance(i) for p in plans],
             outputs=list(spec.outputs),
             argv=argv,
             env=base_env,
