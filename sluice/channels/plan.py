@@ -23,7 +23,15 @@ from sluice.errors import NoSuchKeyError, SluiceError, SpecError
 from sluice.storage.base import ObjectStore, relative_key
 from sluice.storage.uri import S3Uri, validate_key
 
-__all__ = ["ChannelPlan", "InstanceChannel", "ObjectRef", "assign_shards", "parse_manifest", "plan_channel", "resolve_objects"]
+__all__ = [
+    "ChannelPlan",
+    "InstanceChannel",
+    "ObjectRef",
+    "assign_shards",
+    "parse_manifest",
+    "plan_channel",
+    "resolve_objects",
+]
 
 log = logging.getLogger("sluice.channels")
 
