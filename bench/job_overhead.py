@@ -221,11 +221,16 @@ def main() -> int:
         print(f"overhead per job: {(median(ours) - median(base)) * 1e3:.1f} ms")
         if bw is not None:
             print(f"bwrap + python alone (no sluice), median of 5: {bw * 1e3:.1f} ms")
-        for line in breakdown(job, 5):
-            print(line)
+        try:  # the breakdown and the profile hook internals that other work may move; the ratio does not
+            print("\n".join(breakdown(job, 5)))
+        except (AttributeError, KeyError) as exc:
+            print(f"  breakdown unavailable (sluice internals changed: {exc!r})")
         line = result_line(NAME, ratio, "<=", TARGET)
         if args.profile or line.endswith("MISS"):
-            print(profile(job, 5))
+            try:
+                print(profile(job, 5))
+            except AttributeError as exc:
+                print(f"  profile unavailable (sluice internals changed: {exc!r})")
         print(line)
     finally:
         remove_tree(workdir)

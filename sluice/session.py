@@ -190,6 +190,37 @@ class Session:
 
         follow_logs(self, "ProcessingJob", job_name, wait=wait, poll=poll)
 
+    # ---- training jobs ----------------------------------------------------------------------
+    def train(self, request: dict[str, Any], *, wait: bool = False, logs: bool = False) -> None:
+        """Create and start a training job from a complete ``CreateTrainingJob`` request."""
+        from sluice.runtime.training import start_training_job
+
+        request.setdefault("RoleArn", get_execution_role())
+        running = start_training_job(request, self._config, show_progress=wait and logs, show_logs=wait and logs)
+        _RUNNING[request["TrainingJobName"]] = running
+
+    def describe_training_job(self, job_name: str) -> dict[str, Any]:
+        return self._describe("TrainingJob", job_name)
+
+    def stop_training_job(self, job_name: str) -> None:
+        self._stop("TrainingJob", job_name)
+
+    def wait_for_job(self, job: str, poll: float = 0.5) -> dict[str, Any]:
+        """Wait for a training job to end; raise if it did not complete (a ``Stopped`` job only warns)."""
+        desc = self._wait("TrainingJob", job, poll)
+        _check_status(desc, "TrainingJobStatus", job)
+        return desc
+
+    def logs_for_job(self, job_name: str, wait: bool = False, poll: float = 0.5, log_type: str = "All") -> None:
+        from sluice.runtime.logs import follow_logs
+
+        follow_logs(self, "TrainingJob", job_name, wait=wait, poll=poll)
+
+    def training_job_metrics(self, job_name: str, metric: str | None = None) -> list[dict[str, Any]]:
+        """The time series of a training job's metrics as matched in its logs, oldest first."""
+        return [{"MetricName": p.metric, "Value": p.value, "Timestamp": p.timestamp, "Host": p.host}
+                for p in self.metadata.metrics("TrainingJob", job_name, metric)]
+
     # ---- shared -----------------------------------------------------------------------------
     def _describe(self, kind: str, name: str) -> dict[str, Any]:
         row = self.metadata.get_job(kind, name)
@@ -248,4 +279,5 @@ def _check_status(desc: dict[str, Any], status_key: str, name: str) -> None:
                     "or stopped early for some other reason: %s", name, desc.get("FailureReason", "stop was requested"))
     elif status != "Completed":
         reason = desc.get("FailureReason", "(no reason recorded)")
-        raise ExecutionError(f"Error for {desc.get('ProcessingJobArn', name)}: {status}. Reason: {reason}")
+        arn = desc.get("ProcessingJobArn") or desc.get("TrainingJobArn") or name
+        raise ExecutionError(f"Error for {arn}: {status}. Reason: {reason}")

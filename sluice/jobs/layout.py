@@ -14,7 +14,13 @@ from typing import Any
 
 from sluice.errors import SpecError
 
-__all__ = ["CONTAINER_ROOT", "InstanceLayout", "host_names", "job_dir"]
+__all__ = ["CONTAINER_ROOT", "PROCESSING_DIRS", "TRAINING_DIRS", "InstanceLayout", "host_names", "job_dir"]
+
+#: Directories that exist when a processing container starts.
+PROCESSING_DIRS = ("/opt/ml/config", "/opt/ml/output", "/opt/ml/processing")
+#: Directories that exist when a training container starts.
+TRAINING_DIRS = ("/opt/ml/input/config", "/opt/ml/input/data", "/opt/ml/model", "/opt/ml/output/data",
+                 "/opt/ml/output/intermediate", "/opt/ml/code")
 
 CONTAINER_ROOT = "/opt/ml"
 
@@ -60,9 +66,11 @@ class InstanceLayout:
             return str(self.host_path(value)) + suffix
         return value
 
-    def create(self) -> None:
-        for sub in ("config", "output", "processing"):
-            (self.root / sub).mkdir(parents=True, exist_ok=True)
+    def create(self, dirs: tuple[str, ...] = ()) -> None:
+        """Create the tree and the container directories ``dirs`` (the job type's contract)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        for path in dirs:
+            self.host_path(path).mkdir(parents=True, exist_ok=True)
 
     def write_json(self, container_path: str, data: Any) -> Path:
         path = self.host_path(container_path)

@@ -36,7 +36,7 @@ from sqlalchemy.exc import IntegrityError
 
 from sluice.errors import SpecError
 
-__all__ = ["JobRow", "MetadataStore", "open_metadata"]
+__all__ = ["JobRow", "MetadataStore", "MetricPoint", "open_metadata"]
 
 _meta = MetaData()
 
@@ -54,6 +54,29 @@ jobs = Table(
     Column("driver_pid", Integer),
     Column("stop_requested", Boolean, nullable=False, default=False),
 )
+
+
+job_metrics = Table(
+    "job_metrics",
+    _meta,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(32), nullable=False),
+    Column("job", String(63), nullable=False, index=True),
+    Column("metric", String(255), nullable=False),
+    Column("value", Float, nullable=False),
+    Column("timestamp", Float, nullable=False),
+    Column("host", String(32)),
+)
+
+
+@dataclass(frozen=True)
+class MetricPoint:
+    """One value of a metric, as matched in a job's logs."""
+
+    metric: str
+    value: float
+    timestamp: float
+    host: str | None
 
 
 @dataclass(frozen=True)
@@ -161,6 +184,25 @@ class MetadataStore:
             q = q.where(jobs.c.status.in_(list(allowed_from)))
         with self.engine.begin() as conn:
             return conn.execute(q.values(**values)).rowcount > 0
+
+    # ---- metrics ------------------------------------------------------------------------------
+    def add_metrics(self, kind: str, job: str, points: list[MetricPoint]) -> None:
+        if not points:
+            return
+        with self.engine.begin() as conn:
+            conn.execute(insert(job_metrics), [
+                {"kind": kind, "job": job, "metric": p.metric, "value": p.value, "timestamp": p.timestamp,
+                 "host": p.host} for p in points
+            ])
+
+    def metrics(self, kind: str, job: str, metric: str | None = None) -> list[MetricPoint]:
+        """The time series of a job's metrics, oldest first."""
+        q = select(job_metrics).where(job_metrics.c.kind == kind, job_metrics.c.job == job)
+        if metric is not None:
+            q = q.where(job_metrics.c.metric == metric)
+        with self.engine.connect() as conn:
+            rows = conn.execute(q.order_by(job_metrics.c.timestamp, job_metrics.c.id)).all()
+        return [MetricPoint(r.metric, r.value, r.timestamp, r.host) for r in rows]
 
     def request_stop(self, kind: str, name: str) -> bool:
         with self.engine.begin() as conn:

@@ -53,6 +53,8 @@ class JobDriver:
         max_runtime_seconds: int,
         events: InstanceEvents,
         on_done: Callable[[dict[str, Any]], None] | None = None,
+        finalize: Callable[[], dict[str, Any]] | None = None,
+        final_extras: Callable[[JobStatus, dict[str, Any]], dict[str, Any]] | None = None,
         poll_seconds: float = 0.5,
     ) -> None:
         self.kind, self.name, self.status_key, self.times = kind, name, status_key, times
@@ -61,6 +63,8 @@ class JobDriver:
         self.max_runtime_seconds = max_runtime_seconds
         self.events = events
         self.on_done = on_done
+        self.finalize = finalize  # job-level work after every instance succeeded (e.g. pack model.tar.gz)
+        self.final_extras = final_extras  # record fields for any ending (e.g. FinalMetricDataList)
         self.poll_seconds = poll_seconds
         self.finished = threading.Event()
         self._thread = threading.Thread(target=self._main, name=f"job-{name}", daemon=False)
@@ -142,6 +146,11 @@ class JobDriver:
             self._conclude(JobStatus.FAILED, extra)
             return
         upload_errors = [e for h in handles for e in h.upload_outputs(True)]
+        if not upload_errors and self.finalize is not None:
+            try:
+                extra.update(self.finalize())
+            except Exception as exc:
+                upload_errors.append(f"{exc}")
         if upload_errors:
             extra["FailureReason"] = "ClientError: " + "; ".join(upload_errors)[:_MESSAGE_LIMIT]
             self._conclude(JobStatus.FAILED, extra)
@@ -161,6 +170,8 @@ class JobDriver:
 
     def _conclude(self, status: JobStatus, extra: dict[str, Any]) -> None:
         extra = dict(extra, **{self.times.end: time.time()})
+        if self.final_extras is not None:
+            extra.update(self.final_extras(status, extra))
         self._update(record=extra, status=status)
         if self.on_done is not None:
             self.on_done(self.record)

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import hashlib
 import os
+import shutil
 import signal
 import subprocess
+import tarfile
 import threading
 import time
 from collections.abc import Callable
@@ -26,6 +29,7 @@ from sluice.channels.spec import OutputSpec, UploadMode
 from sluice.jobs.layout import InstanceLayout
 from sluice.runtime.sandbox import Sandbox
 from sluice.storage.base import ObjectStore
+from sluice.storage.uri import S3Uri
 
 __all__ = ["InstanceEvents", "InstanceResult", "InstanceRun", "InstanceTask"]
 
@@ -37,6 +41,30 @@ class InstanceEvents:
     on_staged: Callable[[str, int, int], None] = lambda host, objs, nbytes: None
     on_line: Callable[[str, str], None] = lambda host, line: None
     on_state: Callable[[str, str], None] = lambda host, state: None
+
+
+@dataclass(frozen=True)
+class CodeBundle:
+    """A ``sourcedir.tar.gz`` to unpack at ``container_dir`` before the script starts.
+
+    Its ``requirements.txt`` (or, with ``install_package``, the directory itself as a package) is
+    installed with pip into ``deps_root/<digest>``, once per distinct content, and put on
+    ``PYTHONPATH``: the interpreter itself is never modified.
+    """
+
+    s3_uri: str
+    container_dir: str
+    deps_root: str
+    python: str
+    install_package: bool = False
+
+
+@dataclass(frozen=True)
+class CheckpointSync:
+    """Restore ``s3_uri`` into ``local_path`` at start; upload what the script writes there while it runs."""
+
+    s3_uri: str
+    local_path: str
 
 
 @dataclass
@@ -55,6 +83,9 @@ class InstanceTask:
     stop_signal: int = signal.SIGTERM
     stop_grace_seconds: float = 5.0
     continuous_interval: float = 1.0
+    code: CodeBundle | None = None
+    checkpoint: CheckpointSync | None = None
+    dirs: tuple[str, ...] = ()  # container directories that must exist when the script starts
 
     @property
     def host(self) -> str:
@@ -83,6 +114,8 @@ class InstanceRun:
         self._proc: subprocess.Popen[bytes] | None = None
         self._deliveries: list[Delivery] = []
         self._continuous: list[ContinuousUploader] = []
+        self._checkpoints: ContinuousUploader | None = None
+        self._extra_env: dict[str, str] = {}
         self._stopped = threading.Event()
         self._lock = threading.Lock()
         self.result: InstanceResult | None = None
@@ -91,9 +124,13 @@ class InstanceRun:
     def prepare(self) -> None:
         """Lay out ``/opt/ml``, write the config files, stage File channels, open Pipe FIFOs."""
         t = self.task
-        t.layout.create()
+        t.layout.create(t.dirs)
         for path, data in t.config_files.items():
             t.layout.write_json(path, data)
+        if t.code is not None:
+            self._unpack_code(t.code)
+        if t.checkpoint is not None:
+            self._restore_checkpoints(t.checkpoint)
         for channel in t.channels:
             dest = t.layout.host_path(channel.spec.local_path)
             self._deliveries.append(
@@ -107,6 +144,35 @@ class InstanceRun:
                     ContinuousUploader(out, local, t.store, t.continuous_interval).start()
                 )
 
+    def _unpack_code(self, code: CodeBundle) -> None:
+        uri = S3Uri.parse(code.s3_uri)
+        dest = self.task.layout.host_path(code.container_dir)
+        dest.mkdir(parents=True, exist_ok=True)
+        with self.task.store.open(uri.bucket, uri.key) as fh, tarfile.open(fileobj=fh, mode="r|gz") as tar:
+            tar.extractall(dest, filter="data")
+        paths = [code.container_dir]
+        target = None
+        if code.install_package:
+            target = install_deps(code.python, [str(dest)], Path(code.deps_root), _tree_digest(dest))
+        elif (dest / "requirements.txt").is_file():
+            reqs = dest / "requirements.txt"
+            target = install_deps(code.python, ["-r", str(reqs)], Path(code.deps_root),
+                                  hashlib.sha256(reqs.read_bytes()).hexdigest()[:16])
+        if target is not None:
+            paths.append(str(target))
+        existing = self.task.env.get("PYTHONPATH")
+        self._extra_env["PYTHONPATH"] = os.pathsep.join(paths + ([existing] if existing else []))
+
+    def _restore_checkpoints(self, cp: CheckpointSync) -> None:
+        uri = S3Uri.parse(cp.s3_uri)
+        local = self.task.layout.host_path(cp.local_path)
+        local.mkdir(parents=True, exist_ok=True)
+        if self.task.store.bucket_exists(uri.bucket):
+            prefix = uri.key if uri.key.endswith("/") or not uri.key else uri.key + "/"
+            self.task.store.download_prefix(uri.bucket, prefix, local)
+        spec = OutputSpec("checkpoints", cp.s3_uri, cp.local_path, UploadMode.CONTINUOUS)
+        self._checkpoints = ContinuousUploader(spec, local, self.task.store, self.task.continuous_interval).start()
+
     def _staged(self, objs: int, nbytes: int) -> None:
         self.events.on_staged(self.task.host, objs, nbytes)
 
@@ -119,7 +185,7 @@ class InstanceRun:
             self.prepare()
             if self._stopped.is_set():
                 return self._finish(InstanceResult(t.host, None, error="stopped before start"))
-            argv, env = t.sandbox.wrap(list(t.argv), t.layout, dict(t.env))
+            argv, env = t.sandbox.wrap(list(t.argv), t.layout, {**t.env, **self._extra_env})
             self.events.on_state(t.host, "running")
             with open(t.layout.log_path, "ab") as log:
                 with self._lock:
@@ -171,6 +237,8 @@ class InstanceRun:
     def upload_outputs(self, success: bool) -> None:
         """After the job's outcome is known: EndOfJob outputs go up only on success; Continuous ones flush."""
         t = self.task
+        if self._checkpoints is not None:
+            self._checkpoints.finish()  # checkpoints are kept whatever the outcome: that is their point
         for uploader in self._continuous:
             if success:
                 uploader.finish()
@@ -183,7 +251,44 @@ class InstanceRun:
                 upload_output(out, t.layout.host_path(out.local_path), t.store)
 
     def continuous_errors(self) -> list[str]:
-        return [f"Continuous upload of {u.spec.name!r}: {u.error}" for u in self._continuous if u.error]
+        uploaders = [*self._continuous, *([self._checkpoints] if self._checkpoints else [])]
+        return [f"Continuous upload of {u.spec.name!r}: {u.error}" for u in uploaders if u.error]
+
+
+def _tree_digest(root: Path) -> str:
+    h = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        h.update(path.relative_to(root).as_posix().encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
+_install_lock = threading.Lock()
+
+
+def install_deps(python: str, pip_args: list[str], deps_root: Path, digest: str) -> Path:
+    """``pip install --target deps_root/digest`` once per digest; concurrent instances wait for the first."""
+    target = deps_root / digest
+    with _install_lock:
+        if target.is_dir():
+            return target
+        deps_root.mkdir(parents=True, exist_ok=True)
+        tmp = deps_root / f".{digest}.{os.getpid()}.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        proc = subprocess.run(
+            [python, "-m", "pip", "install", "--disable-pip-version-check", "--quiet", "--no-input",
+             "--target", str(tmp), *pip_args],
+            capture_output=True, text=True,
+        )
+        if proc.returncode != 0:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise RuntimeError(f"installing the code's requirements failed (pip exit {proc.returncode}): "
+                               f"{(proc.stderr or proc.stdout).strip()[-800:]}")
+        try:
+            os.replace(tmp, target)
+        except OSError:  # another process installed the same digest first
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target
 
 
 def make_python_shims(bin_dir: Path, python: str) -> Path:

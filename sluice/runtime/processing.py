@@ -14,7 +14,7 @@ from typing import Any
 
 from sluice.channels.plan import plan_channel
 from sluice.config import Config
-from sluice.jobs.layout import InstanceLayout, host_names, job_dir, processing_job_config
+from sluice.jobs.layout import PROCESSING_DIRS, InstanceLayout, host_names, job_dir, processing_job_config
 from sluice.jobs.processing import KIND, ProcessingJobSpec, describe_processing_job
 from sluice.jobs.status import JobStatus
 from sluice.metadata import open_metadata
@@ -83,6 +83,7 @@ def start_processing_job(
             },
             sandbox=sandbox,
             stop_signal=signal.SIGINT,
+            dirs=PROCESSING_DIRS,
         )
         for i, host in enumerate(hosts)
     ]

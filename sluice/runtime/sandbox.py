@@ -11,6 +11,7 @@ bwrap.
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 import subprocess
 import tempfile
@@ -51,9 +52,14 @@ class Sandbox:
                 "--cap-drop", "ALL", "--die-with-parent", "--chdir", CONTAINER_ROOT, "--",
             ]
             return cmd + argv, env
-        env = dict(env, SAGEMAKER_BASE_DIR=str(layout.root), SLUICE_OPT_ML=str(layout.root))
+        root = str(layout.root)
+        env = {k: _OPT_ML.sub(root, v) if CONTAINER_ROOT in v else v for k, v in env.items()}
+        env.update(SAGEMAKER_BASE_DIR=root, SLUICE_OPT_ML=root)
         return [layout.rewrite(a) for a in argv], env
 
+
+#: ``/opt/ml`` as a whole path component, inside plain values and JSON alike (SM_TRAINING_ENV).
+_OPT_ML = re.compile(r"/opt/ml(?=/|\"|'|:|,|$)")
 
 _lock = threading.Lock()
 _probed: dict[str, Sandbox] = {}

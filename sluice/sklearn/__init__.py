@@ -1,5 +1,6 @@
-"""``sluice.sklearn``: scikit-learn processing (and, later, the SKLearn estimator)."""
+"""``sluice.sklearn``: scikit-learn processing and training."""
 
+from sluice.sklearn.estimator import SKLearn
 from sluice.sklearn.processing import SKLearnProcessor
 
-__all__ = ["SKLearnProcessor"]
+__all__ = ["SKLearn", "SKLearnProcessor"]

@@ -105,8 +105,11 @@ class ObjectStore(ABC):
         with open(path, "rb") as fh:
             return self.put(bucket, key, fh)
 
-    def download_file(self, bucket: str, key: str, path: str | os.PathLike[str]) -> int:
-        """Write the object to ``path`` (atomically: a temp file renamed into place). Returns bytes."""
+    def download_file(self, bucket: str, key: str, path: str | os.PathLike[str], size: int | None = None) -> int:
+        """Write the object to ``path`` (atomically: a temp file renamed into place). Returns bytes.
+
+        ``size``, when the caller already knows it (from a listing), lets a backend skip asking.
+        """
         with atomic_target(path) as tmp, open(tmp, "wb") as out, self.open(bucket, key) as src:
             shutil.copyfileobj(src, out, _CHUNK)
             return out.tell()
@@ -125,7 +128,8 @@ class ObjectStore(ABC):
         objs = [o for o in self.list(bucket, prefix) if not o.key.endswith("/")]
         targets = [dest / relative_key(o.key, prefix) for o in objs]
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            list(pool.map(lambda ot: self.download_file(bucket, ot[0].key, ot[1]), zip(objs, targets, strict=True)))
+            list(pool.map(lambda ot: self.download_file(bucket, ot[0].key, ot[1], size=ot[0].size),
+                          zip(objs, targets, strict=True)))
         return targets
 
     def upload_dir(

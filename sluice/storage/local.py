@@ -170,7 +170,7 @@ class LocalStore(ObjectStore):
         with open(path, "rb") as fh:
             return self.put(bucket, key, fh)
 
-    def download_file(self, bucket: str, key: str, path: str | os.PathLike[str]) -> int:
+    def download_file(self, bucket: str, key: str, path: str | os.PathLike[str], size: int | None = None) -> int:
         src = self._path(bucket, key)
         if not src.is_file():
             raise NoSuchKeyError(f"no object s3://{bucket}/{key} in the local store.")

@@ -387,9 +387,23 @@ class S3Store(ObjectStore):
             manager.upload(os.fspath(path), bucket, key).result()
         return self._head(bucket, key, "upload")
 
-    def download_file(self, bucket: str, key: str, path: str | os.PathLike[str]) -> int:
-        """Download with parallel ranged GETs into a temp file beside ``path``, then rename it into place."""
+    def download_file(self, bucket: str, key: str, path: str | os.PathLike[str], size: int | None = None) -> int:
+        """Download into a temp file beside ``path``, then rename it into place.
+
+        An object known (from a listing) to be below the multipart threshold is one streamed GET; anything
+        else goes through the managed transfer, which asks for the size and fetches ranges in parallel.
+        """
         self._check(bucket, key)
+        if size is not None and size < self._transfer_config.multipart_threshold:
+            with (
+                atomic_target(path) as tmp,
+                open(tmp, "wb") as out,
+                self._translating("download", bucket, key),
+            ):
+                body = self._client().get_object(Bucket=bucket, Key=key)["Body"]
+                for chunk in body.iter_chunks(1 << 20):
+                    out.write(chunk)
+                return out.tell()
         with (
             atomic_target(path) as tmp,
             open(tmp, "wb") as out,
