@@ -12,6 +12,7 @@ following the service:
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -177,6 +178,17 @@ class JobDriver:
             self.on_done(self.record)
 
 
+def _signal_note(code: int | None) -> str:
+    """`` (killed by SIGKILL)`` for 137 or -9: a container runtime reports death by signal as 128+N."""
+    if code is None:
+        return ""
+    number = -code if code < 0 else code - 128 if code > 128 else 0
+    try:
+        return f" (killed by {signal.Signals(number).name})" if number else ""
+    except ValueError:
+        return ""
+
+
 def _failure_reason(first: InstanceResult) -> str:
     if first.error and first.exit_code is None:
         return f"ClientError: {first.host}: {first.error}"[:_MESSAGE_LIMIT]
@@ -184,6 +196,7 @@ def _failure_reason(first: InstanceResult) -> str:
         return f"AlgorithmError: {first.message}"[:_MESSAGE_LIMIT]
     if first.error:
         return f"ClientError: {first.host}: {first.error}"[:_MESSAGE_LIMIT]
-    head = f"AlgorithmError: {first.host} exited with code {first.exit_code}. Last log lines:\n"
+    head = f"AlgorithmError: {first.host} exited with code {first.exit_code}{_signal_note(first.exit_code)}. " \
+           "Last log lines:\n"
     tail = "\n".join(first.log_tail[-10:])
     return head + tail[-(_MESSAGE_LIMIT - len(head)):]  # keep the newest lines when trimming

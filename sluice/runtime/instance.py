@@ -282,7 +282,7 @@ def install_deps(python: str, pip_args: list[str], deps_root: Path, digest: str)
         )
         if proc.returncode != 0:
             shutil.rmtree(tmp, ignore_errors=True)
-            raise RuntimeError(f"installing the code's requirements failed (pip exit {proc.returncode}): "
+            raise RuntimeError(f"pip install {' '.join(pip_args)} failed (exit {proc.returncode}): "
                                f"{(proc.stderr or proc.stdout).strip()[-800:]}")
         try:
             os.replace(tmp, target)
