@@ -298,3 +298,31 @@ def test_training_against_an_s3_endpoint(s3_home, tmp_path):
     est = estimator(sess, src, hyperparameters={"epochs": 1, "lr": 0.1, "name": "s3"})
     est.fit({"train": data}, logs=False)
     assert json.loads(model_files(sess, est.model_data)["seen-algo-1.json"])["train"] == ["p0.csv", "p1.csv"]
+
+
+def test_network_isolation_leaves_the_script_without_a_network(sess, tmp_path, train_data):
+    import socket
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    port = server.getsockname()[1]
+    src = tmp_path / "src"
+    write(src / "train.py", f"""
+        import os, socket
+        try:
+            socket.create_connection(("127.0.0.1", {port}), timeout=5).close()
+            result = "connected"
+        except OSError as exc:
+            result = "refused"
+        open(os.environ["SM_MODEL_DIR"] + "/net.txt", "w").write(result)
+    """)
+    try:
+        results = {}
+        for isolated in (False, True):
+            est = estimator(sess, src, enable_network_isolation=isolated)
+            est.fit({"train": train_data}, logs=False)
+            results[isolated] = model_files(sess, est.model_data)["net.txt"]
+    finally:
+        server.close()
+    assert results == {False: b"connected", True: b"refused"}

@@ -86,6 +86,7 @@ class InstanceTask:
     code: CodeBundle | None = None
     checkpoint: CheckpointSync | None = None
     dirs: tuple[str, ...] = ()  # container directories that must exist when the script starts
+    isolate_network: bool = False  # EnableNetworkIsolation: no network inside the instance
 
     @property
     def host(self) -> str:
@@ -185,7 +186,12 @@ class InstanceRun:
             self.prepare()
             if self._stopped.is_set():
                 return self._finish(InstanceResult(t.host, None, error="stopped before start"))
-            argv, env = t.sandbox.wrap(list(t.argv), t.layout, {**t.env, **self._extra_env})
+            read_only = tuple(
+                c.spec.local_path for c, d in zip(t.channels, self._deliveries, strict=True)
+                if getattr(d, "read_only_paths", None)
+            )
+            argv, env = t.sandbox.wrap(list(t.argv), t.layout, {**t.env, **self._extra_env},
+                                       read_only=read_only, isolate_network=t.isolate_network)
             self.events.on_state(t.host, "running")
             with open(t.layout.log_path, "ab") as log:
                 with self._lock:

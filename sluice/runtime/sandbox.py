@@ -43,14 +43,24 @@ class Sandbox:
         """Whether instances get their own ``/opt/ml`` (and cannot write linked inputs)."""
         return self.kind is SandboxKind.BWRAP
 
-    def wrap(self, argv: list[str], layout: InstanceLayout, env: dict[str, str]) -> tuple[list[str], dict[str, str]]:
-        """The command line and environment that run ``argv`` as ``layout``'s instance."""
+    def wrap(
+        self, argv: list[str], layout: InstanceLayout, env: dict[str, str], *,
+        read_only: tuple[str, ...] = (), isolate_network: bool = False,
+    ) -> tuple[list[str], dict[str, str]]:
+        """The command line and environment that run ``argv`` as ``layout``'s instance.
+
+        ``read_only`` names container paths the script may read but not change (FastFile channels);
+        ``isolate_network`` gives the instance a network namespace with nothing in it
+        (``EnableNetworkIsolation``). Both need bubblewrap; without it they are not enforced.
+        """
         if self.kind is SandboxKind.BWRAP:
             assert self.bwrap is not None
-            cmd = [
-                self.bwrap, "--dev-bind", "/", "/", "--bind", str(layout.root), CONTAINER_ROOT,
-                "--cap-drop", "ALL", "--die-with-parent", "--chdir", CONTAINER_ROOT, "--",
-            ]
+            cmd = [self.bwrap, "--dev-bind", "/", "/", "--bind", str(layout.root), CONTAINER_ROOT]
+            for path in read_only:
+                cmd += ["--ro-bind", str(layout.host_path(path)), path]
+            if isolate_network:
+                cmd.append("--unshare-net")
+            cmd += ["--cap-drop", "ALL", "--die-with-parent", "--chdir", CONTAINER_ROOT, "--"]
             return cmd + argv, env
         root = str(layout.root)
         env = {k: _OPT_ML.sub(root, v) if CONTAINER_ROOT in v else v for k, v in env.items()}

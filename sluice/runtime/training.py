@@ -13,6 +13,7 @@ instances) becomes ``<output_path>/<job>/output/model.tar.gz`` and ``/opt/ml/out
 from __future__ import annotations
 
 import io
+import logging
 import os
 import re
 import signal
@@ -50,6 +51,8 @@ from sluice.runtime.sandbox import detect_sandbox
 from sluice.storage import ObjectStore, S3Uri, store_for
 
 __all__ = ["MetricWatcher", "start_training_job"]
+
+log = logging.getLogger("sluice.runtime")
 
 _SECONDARY = {JobStatus.COMPLETED: "Completed", JobStatus.FAILED: "Failed", JobStatus.STOPPED: "Stopped"}
 
@@ -160,6 +163,9 @@ def start_training_job(
         argv = [*spec.entrypoint, *spec.arguments]
     metrics = MetricWatcher([(m.name, m.regex) for m in spec.metric_definitions])
     sandbox = detect_sandbox(config.sandbox)
+    if request.get("EnableNetworkIsolation") and not sandbox.isolates:
+        log.warning("EnableNetworkIsolation is set but there is no sandbox to enforce it: job %s runs with the "
+                    "network. Install bubblewrap to isolate it.", spec.name)
     root = job_dir(config.jobs_root, spec.name)
     record = describe_training_job(spec, str(JobStatus.IN_PROGRESS))
     shims = make_python_shims(config.home / "envs" / environment.name / "bin", environment.python)
@@ -193,6 +199,7 @@ def start_training_job(
             sandbox=sandbox,
             stop_signal=signal.SIGTERM,
             dirs=TRAINING_DIRS,
+            isolate_network=bool(request.get("EnableNetworkIsolation")),
             code=code,
             checkpoint=CheckpointSync(spec.checkpoint_s3_uri, spec.checkpoint_local_path)
             if spec.checkpoint_s3_uri else None,
