@@ -9,6 +9,20 @@ choice): objects are sorted by key, as S3 lists them, and object ``i`` goes to i
 (host ``algo-(i mod n + 1)``). Every object lands on exactly one instance, counts differ by at most one,
 and the same keys give the same assignment on every run and every backend. An instance left without
 objects gets an empty directory and a warning.
+
+Units: an ``S3Prefix`` or ``ManifestFile`` channel is a sequence of objects (:class:`ObjectRef`); an
+``AugmentedManifestFile`` channel is a sequence of manifest lines (:class:`ManifestLine`, see
+:mod:`sluice.channels.augmented`). The rule above applies to units either way.
+
+Shuffling (``ShuffleConfig``, :attr:`ChannelSpec.shuffle_seed`): each epoch has its own order, made by
+:func:`sluice.channels.units.epoch_order` from the seed and the epoch. For a ``ShardedByS3Key``
+channel the assignment moves with it, as in SageMaker ("the content sent to a particular node on the
+first epoch might be sent to a different node on the second epoch"): in epoch ``e`` all units are
+permuted with epoch ``e``'s seed, then unit ``i`` of that permutation goes to instance ``i mod n``. An
+instance can only cut its own share of a later epoch from all the units, so the
+:class:`InstanceChannel` of a shuffled sharded channel carries every unit plus its index and count
+(``all_units=True``); every other channel's carries only its own units. File and FastFile mode, and
+processing's single Pipe pass, use epoch 0.
 """
 
 from __future__ import annotations
@@ -18,7 +32,9 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from sluice.channels.spec import ChannelSpec, DataType, Distribution
+from sluice.channels.augmented import resolve_augmented_manifest
+from sluice.channels.spec import ChannelSpec, DataType, Distribution, InputMode
+from sluice.channels.units import ManifestLine, ObjectRef, Unit, epoch_order
 from sluice.errors import NoSuchKeyError, SluiceError, SpecError
 from sluice.storage.base import ObjectStore, relative_key
 from sluice.storage.uri import S3Uri, validate_key
@@ -26,7 +42,9 @@ from sluice.storage.uri import S3Uri, validate_key
 __all__ = [
     "ChannelPlan",
     "InstanceChannel",
+    "ManifestLine",
     "ObjectRef",
+    "Unit",
     "assign_shards",
     "parse_manifest",
     "plan_channel",
@@ -36,43 +54,64 @@ __all__ = [
 log = logging.getLogger("sluice.channels")
 
 
-@dataclass(frozen=True, slots=True)
-class ObjectRef:
-    """One object to deliver: where it is and where it lands relative to the channel directory."""
-
-    bucket: str
-    key: str
-    size: int
-    rel_path: str
-
-
 @dataclass(frozen=True)
 class InstanceChannel:
-    """What one instance receives of a channel: the spec and its own objects, in delivery order.
+    """What one instance receives of a channel: the spec and its units, in plan order.
 
-    It travels inside the instance's task, so it carries only this instance's slice.
+    It travels inside the instance's task (it pickles), so it normally carries only this instance's
+    units. The exception is a shuffled ``ShardedByS3Key`` channel, whose share changes every epoch:
+    then ``objects`` is every unit of the channel, ``all_units`` is true, and :meth:`epoch_units`
+    cuts this instance's share of each epoch using ``instance_index`` and ``instance_count``.
     """
 
     spec: ChannelSpec
-    objects: tuple[ObjectRef, ...]
+    objects: tuple[Unit, ...]
     instance_index: int = 0
     instance_count: int = 1
+    all_units: bool = False
+
+    def epoch_units(self, epoch: int = 0) -> list[Unit]:
+        """The units this instance receives in ``epoch``, in delivery order (see the module docstring)."""
+        seed = self.spec.shuffle_seed
+        if seed is None:
+            return list(self.objects)
+        order = epoch_order(self.objects, seed, epoch)
+        return order[self.instance_index :: self.instance_count] if self.all_units else order
 
 
 @dataclass(frozen=True)
 class ChannelPlan:
-    """A channel's objects, split per instance (``shards[i]`` is for ``algo-(i+1)``)."""
+    """A channel's units, split per instance (``shards[i]`` is for ``algo-(i+1)``, in epoch 0's order).
+
+    ``units`` is every unit in resolution order (key order, manifest order); shuffled sharded channels
+    hand it to each instance so that it can find its share of later epochs.
+    """
 
     spec: ChannelSpec
-    shards: tuple[tuple[ObjectRef, ...], ...]
+    shards: tuple[tuple[Unit, ...], ...]
+    units: tuple[Unit, ...] = ()
 
     @property
     def total_objects(self) -> int:
-        return len({(o.bucket, o.key) for shard in self.shards for o in shard})
+        """Distinct objects for object channels; lines for an augmented manifest."""
+        units = self.units or tuple(u for shard in self.shards for u in shard)
+        if units and isinstance(units[0], ManifestLine):
+            return len(units)
+        return len({(o.bucket, o.key) for o in units if isinstance(o, ObjectRef)})
+
+    @property
+    def shuffled_sharding(self) -> bool:
+        """Whether the assignment of units to instances changes per epoch."""
+        return self.spec.shuffle_seed is not None and self.spec.distribution is Distribution.SHARDED_BY_S3_KEY
 
     def for_instance(self, index: int) -> InstanceChannel:
-        """What instance ``index`` (``algo-(index+1)``) receives: the spec and its own objects."""
-        return InstanceChannel(self.spec, self.shards[index], index, len(self.shards))
+        """What instance ``index`` (``algo-(index+1)``) receives (see :class:`InstanceChannel`)."""
+        count = len(self.shards)
+        if self.shuffled_sharding:
+            return InstanceChannel(self.spec, self.units, index, count, all_units=True)
+        if self.spec.shuffle_seed is not None:  # replicated: every instance reshuffles all units itself
+            return InstanceChannel(self.spec, self.units, index, count)
+        return InstanceChannel(self.spec, self.shards[index], index, count)
 
     def bytes_for(self, index: int) -> int:
         return sum(o.size for o in self.shards[index])
@@ -111,9 +150,17 @@ def parse_manifest(text: str, manifest_uri: str) -> tuple[S3Uri, list[str]]:
     return prefix, suffixes
 
 
-def resolve_objects(spec: ChannelSpec, store: ObjectStore) -> list[ObjectRef]:
-    """The channel's objects in key order. Raises :class:`SpecError` if there are none or any is missing."""
+def resolve_objects(spec: ChannelSpec, store: ObjectStore) -> list[Unit]:
+    """The channel's units in key (or manifest) order. Raises :class:`SpecError` if there are none or any is
+    missing."""
     uri = S3Uri.parse(spec.s3_uri)
+    if spec.data_type is DataType.AUGMENTED_MANIFEST_FILE:
+        if spec.input_mode is not InputMode.PIPE:
+            raise SpecError(
+                f"channel {spec.name!r}: S3DataType AugmentedManifestFile can only be used with input mode Pipe, "
+                f"not {spec.input_mode.value}; set the channel's InputMode to 'Pipe'."
+            )
+        return list(resolve_augmented_manifest(spec, store))
     if spec.data_type is DataType.S3_PREFIX:
         try:
             objs = [
@@ -153,12 +200,18 @@ def resolve_objects(spec: ChannelSpec, store: ObjectStore) -> list[ObjectRef]:
         with ThreadPoolExecutor(max_workers=workers) as pool:
             return list(pool.map(stat, suffixes))
     raise SpecError(
-        f"channel {spec.name!r}: S3DataType {spec.data_type.value} is not available here; use S3Prefix or ManifestFile."
+        f"channel {spec.name!r}: S3DataType {spec.data_type.value} is not available here; use S3Prefix, "
+        "ManifestFile or AugmentedManifestFile."
     )
 
 
-def assign_shards(objects: list[ObjectRef], instance_count: int, distribution: Distribution) -> list[list[ObjectRef]]:
-    """Split ``objects`` over ``instance_count`` instances (see the module docstring for the rule)."""
+def assign_shards(
+    objects: list[Unit], instance_count: int, distribution: Distribution, shuffle_seed: int | None = None,
+    epoch: int = 0,
+) -> list[list[Unit]]:
+    """Split ``objects`` over ``instance_count`` instances for ``epoch`` (see the module docstring for the rule)."""
+    if shuffle_seed is not None:
+        objects = epoch_order(objects, shuffle_seed, epoch)
     if distribution is Distribution.FULLY_REPLICATED or instance_count == 1:
         return [list(objects) for _ in range(instance_count)]
     return [objects[i::instance_count] for i in range(instance_count)]
@@ -167,7 +220,7 @@ def assign_shards(objects: list[ObjectRef], instance_count: int, distribution: D
 def plan_channel(spec: ChannelSpec, store: ObjectStore, instance_count: int) -> ChannelPlan:
     """Resolve and assign one channel, warning about instances left without objects."""
     objects = resolve_objects(spec, store)
-    shards = assign_shards(objects, instance_count, spec.distribution)
+    shards = assign_shards(objects, instance_count, spec.distribution, spec.shuffle_seed)
     empty = [f"algo-{i + 1}" for i, s in enumerate(shards) if not s]
     if empty:
         log.warning(
@@ -175,4 +228,4 @@ def plan_channel(spec: ChannelSpec, store: ObjectStore, instance_count: int) -> 
             "use fewer instances or split the data into more objects.",
             spec.name, len(objects), instance_count, ", ".join(empty),
         )
-    return ChannelPlan(spec, tuple(tuple(s) for s in shards))
+    return ChannelPlan(spec, tuple(tuple(s) for s in shards), tuple(objects))

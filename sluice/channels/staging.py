@@ -1,36 +1,36 @@
-"""Deliver a channel's objects to one instance: File mode (a directory) or Pipe mode (a FIFO).
+"""Place a channel's objects in a directory: File mode, and FastFile mode's read-only variant.
 
 File mode hard-links objects that are already on this machine (the embedded store keeps objects as
 immutable 0444 files, and the sandbox drops the capability that would let root write them anyway), and
 downloads the rest in parallel. When links are not safe (no sandbox) or not possible (another
 filesystem), it copies.
 
-Pipe mode creates a FIFO and a feeder thread that streams the objects into it in key order, unpacking
-Gzip objects on the way, as SageMaker's Pipe mode does. A reader may stop early: the feeder then stops
-quietly.
+FastFile mode places objects the same way and then makes the tree read-only (files 0444, directories
+0555) as a fallback for the read-only mount the sandbox gives it (see :mod:`sluice.channels.delivery`).
+
+Pipe mode lives in :mod:`sluice.channels.pipe`; :class:`PipeFeeder` is re-exported here for callers
+that import it from this module.
 """
 
 from __future__ import annotations
 
 import errno
-import gzip
 import os
 import shutil
 import stat
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from sluice.channels.plan import ObjectRef
-from sluice.channels.spec import Compression
+from sluice.channels.pipe import PipeFeeder
+from sluice.channels.units import ObjectRef, Progress
 from sluice.storage.base import ObjectStore
 
-__all__ = ["PipeFeeder", "Progress", "stage_file_channel"]
+__all__ = ["PipeFeeder", "Progress", "make_read_only", "make_writable", "stage_file_channel"]
 
-#: Called with (objects, bytes) as each object lands.
-Progress = Callable[[int, int], None]
-_CHUNK = 1 << 20
+_READ_ONLY_FILE = 0o444
+_READ_ONLY_DIR = 0o555
 
 
 def _place(obj: ObjectRef, store: ObjectStore, target: Path, link_ok: bool) -> None:
@@ -50,7 +50,7 @@ def _place(obj: ObjectRef, store: ObjectStore, target: Path, link_ok: bool) -> N
                     raise
             shutil.copyfile(src, target)
             return
-    store.download_file(obj.bucket, obj.key, target)
+    store.download_file(obj.bucket, obj.key, target, size=obj.size)
 
 
 def stage_file_channel(
@@ -87,70 +87,28 @@ def stage_file_channel(
     return total
 
 
-class PipeFeeder:
-    """Streams objects into a FIFO on a thread; the script reads the FIFO like a file."""
+def make_read_only(root: Path) -> None:
+    """Files below ``root`` 0444, directories (``root`` included) 0555; symlinks are left alone.
 
-    def __init__(
-        self,
-        objects: Iterable[ObjectRef],
-        store: ObjectStore,
-        fifo: Path,
-        compression: Compression = Compression.NONE,
-        progress: Progress | None = None,
-    ) -> None:
-        self.objects = list(objects)
-        self.store = store
-        self.fifo = fifo
-        self.compression = compression
-        self.progress = progress
-        self.error: BaseException | None = None
-        self.bytes_written = 0
-        self._closing = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"pipe-{fifo.name}", daemon=True)
+    Hard-linked store objects are already 0444, so their shared inode is not touched.
+    """
+    for dirpath, dirnames, filenames in os.walk(root, topdown=False):
+        for name in filenames:
+            path = os.path.join(dirpath, name)
+            st = os.lstat(path)
+            if stat.S_ISREG(st.st_mode) and stat.S_IMODE(st.st_mode) != _READ_ONLY_FILE:
+                os.chmod(path, _READ_ONLY_FILE)
+        for name in dirnames:
+            path = os.path.join(dirpath, name)
+            if not os.path.islink(path):
+                os.chmod(path, _READ_ONLY_DIR)
+    os.chmod(root, _READ_ONLY_DIR)
 
-    def start(self) -> PipeFeeder:
-        self.fifo.parent.mkdir(parents=True, exist_ok=True)
-        if (self.fifo.exists() or self.fifo.is_symlink()) and not stat.S_ISFIFO(self.fifo.lstat().st_mode):
-            self.fifo.unlink()
-        if not self.fifo.exists():
-            os.mkfifo(self.fifo, 0o644)
-        self._thread.start()
-        return self
 
-    def _run(self) -> None:
-        try:
-            fd = os.open(self.fifo, os.O_WRONLY)
-        except OSError as exc:
-            if not self._closing.is_set():
-                self.error = exc
-            return
-        try:
-            with os.fdopen(fd, "wb", buffering=0) as out:
-                for obj in self.objects:
-                    if self._closing.is_set():
-                        return
-                    with self.store.open(obj.bucket, obj.key) as raw:
-                        src = gzip.GzipFile(fileobj=raw) if self.compression is Compression.GZIP else raw
-                        while chunk := src.read(_CHUNK):
-                            out.write(chunk)
-                            self.bytes_written += len(chunk)
-                    if self.progress is not None:
-                        self.progress(1, obj.size)
-        except BrokenPipeError:
-            return  # the reader closed the pipe early, which the contract allows
-        except BaseException as exc:  # surfaced by close(); the job fails with it
-            if not self._closing.is_set():
-                self.error = exc
-
-    def close(self, timeout: float = 5.0) -> None:
-        """Stop feeding. If no reader ever opened the FIFO, open it briefly so the writer unblocks."""
-        self._closing.set()
-        if self._thread.is_alive():
-            try:
-                fd = os.open(self.fifo, os.O_RDONLY | os.O_NONBLOCK)
-            except OSError:
-                fd = None
-            self._thread.join(timeout)
-            if fd is not None:
-                os.close(fd)
-            self._thread.join(timeout)
+def make_writable(root: Path) -> None:
+    """Give the owner write access to ``root``'s directories again (before restaging or removing it)."""
+    if not root.is_dir() or root.is_symlink():
+        return
+    for dirpath, dirnames, _ in os.walk(root):
+        os.chmod(dirpath, stat.S_IMODE(os.stat(dirpath).st_mode) | stat.S_IWUSR | stat.S_IXUSR)
+        dirnames[:] = [d for d in dirnames if not os.path.islink(os.path.join(dirpath, d))]

@@ -135,7 +135,8 @@ class InstanceRun:
         for channel in t.channels:
             dest = t.layout.host_path(channel.spec.local_path)
             self._deliveries.append(
-                start_delivery(channel, t.store, dest, link_ok=t.sandbox.isolates, progress=self._staged)
+                start_delivery(channel, t.store, dest, link_ok=t.sandbox.isolates, progress=self._staged,
+                               on_error=self._delivery_failed)
             )
         for out in t.outputs:
             local = t.layout.host_path(out.local_path)
@@ -173,6 +174,11 @@ class InstanceRun:
             self.task.store.download_prefix(uri.bucket, prefix, local)
         spec = OutputSpec("checkpoints", cp.s3_uri, cp.local_path, UploadMode.CONTINUOUS)
         self._checkpoints = ContinuousUploader(spec, local, self.task.store, self.task.continuous_interval).start()
+
+    def _delivery_failed(self, exc: BaseException) -> None:
+        """A Pipe feeder failed mid-stream: end the script now rather than let it wait for data that will
+        not come. The feeder's error becomes the instance's (see :attr:`Delivery.error`)."""
+        threading.Thread(target=self.stop, name=f"stop-{self.task.host}", daemon=True).start()
 
     def _staged(self, objs: int, nbytes: int) -> None:
         self.events.on_staged(self.task.host, objs, nbytes)
