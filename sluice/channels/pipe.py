@@ -31,6 +31,7 @@ written after the script has gone.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import gzip
 import os
 import select
@@ -153,6 +154,7 @@ class PipeFeeder:
                         return
                     self._current = fifo
                 fd = os.open(fifo, os.O_WRONLY)  # blocks until a reader opens it (or close() does)
+                _grow_pipe(fd)
                 try:
                     if self._closing.is_set():
                         return
@@ -196,6 +198,14 @@ class PipeFeeder:
                 self._write(out, data)
             return
         gzipped = self.compression is Compression.GZIP
+        local = None if gzipped else self.store.local_path(record.bucket, record.key)
+        if local is not None and (not recordio or record.size <= self.record_part_limit):
+            if recordio:
+                self._write(out, encode_header(record.size, 0))
+            self._splice(out, local, record)
+            if recordio and record.size % 4:
+                self._write(out, padding(record.size))
+            return
         with self.store.open(record.bucket, record.key) as raw:
             chunks = _gunzip(raw, record.uri) if gzipped else _chunks(raw)
             if not recordio:
@@ -243,6 +253,24 @@ class PipeFeeder:
                 "while the job ran. Rerun the job."
             )
 
+    def _splice(self, out: BinaryIO, path: Path, record: ObjectRef) -> None:
+        """Move a local object's bytes into the FIFO inside the kernel (no copy through Python)."""
+        with open(path, "rb") as src:
+            if os.fstat(src.fileno()).st_size != record.size:
+                raise StorageError(f"{record.uri} changed size since the job was planned; rerun the job.")
+            offset = 0
+            while offset < record.size:
+                if self._closing.is_set():
+                    raise _Closing
+                try:
+                    n = os.splice(src.fileno(), out.fileno(), min(_CHUNK, record.size - offset), offset_src=offset)
+                except BrokenPipeError:
+                    raise _ReaderGone from None
+                if n == 0:
+                    raise StorageError(f"{record.uri} ended early at {offset} of {record.size} bytes; rerun the job.")
+                offset += n
+                self.bytes_written += n
+
     def _write(self, out: BinaryIO, data: bytes) -> None:
         if self._closing.is_set():
             raise _Closing
@@ -284,6 +312,12 @@ class PipeFeeder:
             if fd is not None:
                 os.close(fd)
         self._thread.join(timeout if self._thread.is_alive() else 0)
+
+
+def _grow_pipe(fd: int) -> None:
+    """A 1 MiB pipe buffer instead of 64 KiB: fewer wake-ups of writer and reader per megabyte."""
+    with contextlib.suppress(OSError, AttributeError):
+        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, _CHUNK)
 
 
 def _chunks(src: BinaryIO) -> Iterator[bytes]:
