@@ -188,6 +188,8 @@ def retrieve(
             "Use a CPU instance type such as 'ml.m5.xlarge'."
         )
     py_versions = fw.versions[key]
+    if not py_versions and py_version == "py3":
+        py_version = None  # the SDK's framework estimators pass "py3"; these tags have no Python suffix
     if py_version is not None and py_version not in py_versions:
         allowed = ", ".join(py_versions) or "none (leave py_version unset)"
         raise SpecError(

@@ -108,7 +108,7 @@ def test_no_image_means_the_interpreter_sluice_runs_in(image: str | None, sluice
     ("kwargs", "environment", "needs"),
     [
         ({"framework": "sklearn", "version": "1.2-1"}, "sklearn", "scikit-learn"),
-        ({"framework": "xgboost", "version": "1.7-1"}, "xgboost", "xgboost"),
+        ({"framework": "xgboost", "version": "1.7-1"}, "xgboost", "xgboost | xgboost-cpu"),
         ({"framework": "pytorch", "version": "2.1", "py_version": "py310"}, "pytorch", "torch==2.13.0"),
         ({"framework": "pytorch", "version": "2.1", "image_scope": "inference"}, "pytorch", "torch==2.13.0"),
         ({"framework": "tensorflow", "version": "2.14"}, "tensorflow", "tensorflow"),
@@ -244,3 +244,14 @@ def test_every_retrievable_framework_resolves(sluice_home: Path) -> None:
         region = "us-west-2"
         uri = retrieve(framework, region=region, version=versions[-1])
         assert resolve_image(uri, config).name  # no SpecError: every retrieve() URI is runnable
+
+
+def test_a_requirement_with_alternatives_is_met_by_any_of_them(sluice_home: Path) -> None:
+    from sluice.runtime.environments import Environment
+
+    either = Environment("either", sys.executable, ("no-such-dist-xyz | numpy", "pandas"))
+    assert either.missing_requirements() == ()
+    neither = Environment("neither", sys.executable, ("no-such-dist-xyz | no-such-dist-abc",))
+    assert neither.missing_requirements() == ("no-such-dist-xyz or no-such-dist-abc",)
+    with pytest.raises(SpecError, match="pip install no-such-dist-xyz"):
+        neither.check()

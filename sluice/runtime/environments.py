@@ -47,7 +47,7 @@ DEFAULT_ENVIRONMENT_NAME = "sluice-python"
 # name -> (declared requirements, description)
 FRAMEWORK_ENVIRONMENTS: dict[str, tuple[tuple[str, ...], str]] = {
     "sklearn": (("scikit-learn", "pandas", "numpy"), "SageMaker scikit-learn framework image"),
-    "xgboost": (("xgboost", "pandas", "numpy", "scikit-learn"), "SageMaker XGBoost framework image"),
+    "xgboost": (("xgboost | xgboost-cpu", "pandas", "numpy", "scikit-learn"), "SageMaker XGBoost framework image"),
     "pytorch": (("torch==2.13.0", "numpy"), "AWS Deep Learning Container for PyTorch (CPU)"),
     "geospatial": (("rasterio", "numpy", "pillow"), "SageMaker geospatial processing image"),
     "tensorflow": (("tensorflow",), "AWS Deep Learning Container for TensorFlow"),
@@ -100,17 +100,28 @@ class Environment:
         """Declared requirements :attr:`python` lacks: absent, or at a version the specifier refuses.
 
         Each entry is the requirement string, followed by ``(installed: X)`` when a wrong version is present.
+        A requirement may list alternatives, ``"xgboost | xgboost-cpu"``: any one of them satisfies it.
         """
-        parsed = [(text, _parse_requirement(text, self)) for text in self.requirements]
-        parsed = [(text, r) for text, r in parsed if r.marker is None or r.marker.evaluate()]
-        installed = self._installed_versions([r.name for _, r in parsed])
+        choices = [[(alt.strip(), _parse_requirement(alt.strip(), self)) for alt in text.split("|")]
+                   for text in self.requirements]
+        installed = self._installed_versions([r.name for alts in choices for _, r in alts])
         missing = []
-        for text, req in parsed:
-            version = installed.get(req.name)
-            if version is None:
-                missing.append(text)
-            elif req.specifier and not req.specifier.contains(version, prereleases=True):
-                missing.append(f"{text} (installed: {version})")
+        for alts in choices:
+            problems: list[str] = []
+            for text, req in alts:
+                version = installed.get(req.name)
+                if req.marker is not None and not req.marker.evaluate():
+                    problems = []
+                    break
+                if version is None:
+                    problems.append(text)
+                elif req.specifier and not req.specifier.contains(version, prereleases=True):
+                    problems.append(f"{text} (installed: {version})")
+                else:
+                    problems = []
+                    break
+            if problems:
+                missing.append(" or ".join(problems))
         return tuple(missing)
 
     def check(self) -> None:
@@ -124,7 +135,7 @@ class Environment:
         missing = self.missing_requirements()
         if not missing:
             return
-        wanted = " ".join(shlex.quote(m.split(" (installed:", 1)[0]) for m in missing)
+        wanted = " ".join(shlex.quote(m.split(" or ", 1)[0].split(" (installed:", 1)[0]) for m in missing)
         raise SpecError(
             f"{self._origin()}, which needs {', '.join(missing)}, not installed for {self.python}. "
             f"Install with: {shlex.quote(self.python)} -m pip install {wanted}"
@@ -141,10 +152,13 @@ class Environment:
         if _same_interpreter(self.python):
             out: dict[str, str | None] = {}
             for name in names:
+                if name in _FOUND:
+                    out[name] = _FOUND[name]
+                    continue
                 try:
-                    out[name] = metadata.version(name)
+                    out[name] = _FOUND[name] = metadata.version(name)
                 except metadata.PackageNotFoundError:
-                    out[name] = None
+                    out[name] = None  # not cached: a user may install it and try again in this process
             return out
         try:
             done = subprocess.run(
@@ -156,6 +170,10 @@ class Environment:
                 f"Could not ask {self.python!r} ({self._origin().lower()}) which packages it has: {exc}. "
                 "Check that the interpreter runs, or fix 'python' for this image in [images] of config.toml."
             ) from exc
+
+
+#: Versions found installed in this interpreter (looked up once per process; absences are not cached).
+_FOUND: dict[str, str] = {}
 
 
 def _is_executable(python: str) -> bool:
