@@ -125,3 +125,62 @@ def test_the_image_classification_example_trains_and_reports_its_metrics(tmp_pat
     assert "Completed" in out.stdout
     assert "'MetricName': 'val:accuracy'" in out.stdout
     assert "[algo-2] epoch=1 images=20 train:accuracy=" in out.stderr
+
+
+def test_pipe_and_fastfile_against_an_s3_endpoint(s3_home, tmp_path, caplog):
+    sess = sluice.Session()
+    assert sess.store.kind == "s3"
+    uri = manifest(sess, 6)
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "train.py").write_text(RECORDING_SCRIPT)
+    est = Estimator(image_uri=None, entry_point="train.py", source_dir=str(src), role=sluice.get_execution_role(),
+                    instance_count=2, instance_type="ml.m5.xlarge", hyperparameters={"epochs": 1},
+                    input_mode="Pipe", sagemaker_session=sess)
+    est.fit({"train": TrainingInput(uri, s3_data_type="AugmentedManifestFile",
+                                    attribute_names=["source-ref", "class"], record_wrapping="RecordIO",
+                                    distribution="ShardedByS3Key")}, logs=False)
+    with tarfile.open(fileobj=io.BytesIO(S3Downloader.read_bytes(est.model_data, sagemaker_session=sess))) as tar:
+        seen = [json.loads(tar.extractfile(m).read()) for m in tar.getmembers()]
+    assert sorted(r[0] for s in seen for r in s["epochs"][0]) == [f"image-{i:03d}" for i in range(6)]
+
+    (src / "train.py").write_text(textwrap.dedent("""
+        import os
+        files = sorted(os.listdir("/opt/ml/input/data/train"))
+        open(os.environ["SM_MODEL_DIR"] + "/files.txt", "w").write(",".join(files))
+    """))
+    est = Estimator(image_uri=None, entry_point="train.py", source_dir=str(src), role=sluice.get_execution_role(),
+                    instance_count=1, instance_type="ml.m5.xlarge", input_mode="FastFile", sagemaker_session=sess)
+    est.fit({"train": f"s3://{sess.default_bucket()}/img/"}, logs=False)
+    with tarfile.open(fileobj=io.BytesIO(S3Downloader.read_bytes(est.model_data, sagemaker_session=sess))) as tar:
+        assert tar.extractfile("files.txt").read().decode().split(",") == [f"{i:03d}.bin" for i in range(6)]
+    assert "FastFile" in caplog.text and "File mode" in caplog.text  # the one-line notice of the fallback
+
+
+def test_fastfile_channel_is_read_only_to_the_script(sess, tmp_path):
+    bucket = sess.default_bucket()
+    sess.store.put(bucket, "ff/a.txt", b"alpha")
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "train.py").write_text(textwrap.dedent("""
+        import os
+        path = "/opt/ml/input/data/train/a.txt"
+        outcome = []
+        for attempt in (lambda: open(path, "a").write("x"), lambda: open(path + ".new", "w").write("x")):
+            try:
+                attempt()
+                outcome.append("wrote")
+            except OSError as exc:
+                outcome.append(type(exc).__name__)
+        cfg = open("/opt/ml/input/config/inputdataconfig.json").read()
+        open(os.environ["SM_MODEL_DIR"] + "/r.txt", "w").write(open(path).read() + "|" + ",".join(outcome) + "|" + cfg)
+    """))
+    est = Estimator(image_uri=None, entry_point="train.py", source_dir=str(src), role=sluice.get_execution_role(),
+                    instance_count=1, instance_type="ml.m5.xlarge", input_mode="FastFile", sagemaker_session=sess)
+    est.fit({"train": f"s3://{bucket}/ff/"}, logs=False)
+    with tarfile.open(fileobj=io.BytesIO(S3Downloader.read_bytes(est.model_data, sagemaker_session=sess))) as tar:
+        content, outcome, config = tar.extractfile("r.txt").read().decode().split("|")
+    assert content == "alpha"
+    assert "wrote" not in outcome.split(",")  # neither changing an object nor adding a file is allowed
+    assert json.loads(config)["train"]["TrainingInputMode"] == "FastFile"
+    assert sess.store.get_bytes(bucket, "ff/a.txt") == b"alpha"
