@@ -13,7 +13,8 @@ from sluice.errors import SluiceError
 
 __all__ = ["main"]
 
-_KINDS = {"processing": "ProcessingJob", "training": "TrainingJob", "transform": "TransformJob"}
+_KINDS = {"processing": "ProcessingJob", "training": "TrainingJob", "transform": "TransformJob",
+          "tuning": "HyperParameterTuningJob"}
 
 
 def _session():

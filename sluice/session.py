@@ -221,6 +221,25 @@ class Session:
         return [{"MetricName": p.metric, "Value": p.value, "Timestamp": p.timestamp, "Host": p.host}
                 for p in self.metadata.metrics("TrainingJob", job_name, metric)]
 
+    # ---- hyperparameter tuning jobs ---------------------------------------------------------
+    def describe_tuning_job(self, job_name: str) -> dict[str, Any]:
+        """A ``DescribeHyperParameterTuningJob``-shaped record (times as datetimes, nested ones too)."""
+        from sluice.jobs.tuning import KIND, with_datetimes
+
+        return with_datetimes(self._describe(KIND, job_name))
+
+    def stop_tuning_job(self, name: str) -> None:
+        """Ask a tuning job to stop; its driver stops the running training jobs, then ends ``Stopped``."""
+        self._stop("HyperParameterTuningJob", name)
+
+    def wait_for_tuning_job(self, job: str, poll: float = 5) -> dict[str, Any]:
+        """Wait for a tuning job to end; raise if it did not complete (a ``Stopped`` one only warns)."""
+        from sluice.jobs.tuning import with_datetimes
+
+        desc = with_datetimes(self._wait("HyperParameterTuningJob", job, poll))
+        _check_status(desc, "HyperParameterTuningJobStatus", job)
+        return desc
+
     # ---- shared -----------------------------------------------------------------------------
     def _describe(self, kind: str, name: str) -> dict[str, Any]:
         row = self.metadata.get_job(kind, name)

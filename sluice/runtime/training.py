@@ -135,9 +135,13 @@ def _pack(dirs: list[Path], compress: bool) -> bytes | None:
 
 def start_training_job(
     request: dict[str, Any], config: Config, *, show_progress: bool = False, show_logs: bool = False,
-    backend: str = "local",
+    backend: str = "local", record_extras: dict[str, Any] | None = None,
 ) -> RunningJob:
-    """Validate ``request`` (a ``CreateTrainingJob`` dict), record the job and start its instances."""
+    """Validate ``request`` (a ``CreateTrainingJob`` dict), record the job and start its instances.
+
+    ``record_extras`` are fields of the Describe record that the request cannot carry, set from the first
+    write on (a tuning job's trials get ``TuningJobArn`` this way).
+    """
     spec = TrainingJobSpec.from_request(request, config)
     environment = resolve_image(spec.image_uri, config)
     environment.check()
@@ -167,7 +171,7 @@ def start_training_job(
         log.warning("EnableNetworkIsolation is set but there is no sandbox to enforce it: job %s runs with the "
                     "network. Install bubblewrap to isolate it.", spec.name)
     root = job_dir(config.jobs_root, spec.name)
-    record = describe_training_job(spec, str(JobStatus.IN_PROGRESS))
+    record = describe_training_job(spec, str(JobStatus.IN_PROGRESS), **(record_extras or {}))
     shims = make_python_shims(config.home / "envs" / environment.name / "bin", environment.python)
     base_env = dict(os.environ)
     base_env["PATH"] = f"{shims}{os.pathsep}{base_env.get('PATH', '')}"
