@@ -17,6 +17,18 @@ FACADE = {
     "sluice.sklearn.processing": {"SKLearnProcessor"},
     "sluice.s3": {"S3Downloader", "S3Uploader", "parse_s3_url", "s3_path_join"},
     "sluice.session": {"ACCOUNT_ID", "Session", "get_execution_role"},
+    "sluice.estimator": {"Estimator", "EstimatorBase", "Framework"},
+    "sluice.inputs": {"ShuffleConfig", "TrainingInput"},
+    "sluice.io": {"RecordIOWriter", "channel_fifo", "encode_record", "manifest_rows", "pipe_epochs", "pipe_records",
+                  "read_records"},
+    "sluice.tuner": {"CategoricalParameter", "ContinuousParameter", "HyperparameterTuner",
+                     "HyperparameterTuningJobAnalytics", "IntegerParameter", "TuningJobCompletionCriteriaConfig",
+                     "WarmStartConfig", "WarmStartTypes"},
+    "sluice.parameter": {"CategoricalParameter", "ContinuousParameter", "IntegerParameter", "ParameterRange",
+                         "ScalingType"},
+    "sluice.sklearn": {"SKLearn", "SKLearnProcessor"},
+    "sluice.xgboost": {"XGBoost"},
+    "sluice.pytorch": {"PyTorch"},
 }
 
 
@@ -46,7 +58,7 @@ def test_facade_signatures_expose_no_backend_types(module):
 
 
 def test_import_sluice_loads_no_heavy_backend():
-    code = ("import sys, sluice, sluice.processing, sluice.s3; "
+    code = ("import sys, sluice, sluice.processing, sluice.s3, sluice.estimator, sluice.inputs, sluice.io; "
             "print(sorted(m for m in ('boto3', 'botocore', 'ray', 'sqlalchemy') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
@@ -65,6 +77,25 @@ def test_sdk_argument_names_and_defaults_match_sdk_v2():
     assert list(run)[1:10] == ["code", "inputs", "outputs", "arguments", "wait", "logs", "job_name",
                                "experiment_config", "kms_key"]
     assert inspect.signature(ScriptProcessor).parameters["volume_size_in_gb"].default == 30
+
+
+def test_estimator_argument_names_match_sdk_v2():
+    from sluice.estimator import EstimatorBase
+    from sluice.inputs import TrainingInput
+
+    params = inspect.signature(EstimatorBase).parameters
+    for name, default in [("volume_size", 30), ("max_run", 24 * 60 * 60), ("input_mode", "File"),
+                          ("model_channel_name", "model"), ("use_spot_instances", False),
+                          ("disable_output_compression", False)]:
+        assert params[name].default == default, name
+    for name in ("entry_point", "source_dir", "dependencies", "hyperparameters", "code_location", "output_path",
+                 "metric_definitions", "environment", "checkpoint_s3_uri", "checkpoint_local_path",
+                 "base_job_name", "tags"):
+        assert name in params, name
+    ti = inspect.signature(TrainingInput).parameters
+    assert list(ti)[:10] == ["s3_data", "distribution", "compression", "content_type", "record_wrapping",
+                             "s3_data_type", "instance_groups", "input_mode", "attribute_names",
+                             "target_attribute_name"]
 
 
 def test_errors_pickle_across_processes():
