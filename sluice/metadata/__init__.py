@@ -1,5 +1,5 @@
 """The metadata layer: the record of jobs (and later executions, models, cache entries)."""
 
-from sluice.metadata.store import JobRow, MetadataStore, MetricPoint, open_metadata
+from sluice.metadata.store import JobRow, MetadataStore, MetricPoint, ResourceRow, open_metadata
 
-__all__ = ["JobRow", "MetadataStore", "MetricPoint", "open_metadata"]
+__all__ = ["JobRow", "MetadataStore", "MetricPoint", "ResourceRow", "open_metadata"]

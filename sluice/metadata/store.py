@@ -26,6 +26,7 @@ from sqlalchemy import (
     Table,
     Text,
     create_engine,
+    delete,
     event,
     insert,
     select,
@@ -36,7 +37,7 @@ from sqlalchemy.exc import IntegrityError
 
 from sluice.errors import SpecError
 
-__all__ = ["JobRow", "MetadataStore", "MetricPoint", "open_metadata"]
+__all__ = ["JobRow", "MetadataStore", "MetricPoint", "ResourceRow", "open_metadata"]
 
 _meta = MetaData()
 
@@ -67,6 +68,28 @@ job_metrics = Table(
     Column("timestamp", Float, nullable=False),
     Column("host", String(32)),
 )
+
+
+resources = Table(
+    "resources",
+    _meta,
+    Column("kind", String(48), primary_key=True),
+    Column("name", String(255), primary_key=True),
+    Column("record", Text, nullable=False),
+    Column("created_at", Float, nullable=False, index=True),
+    Column("updated_at", Float, nullable=False),
+)
+
+
+@dataclass(frozen=True)
+class ResourceRow:
+    """A named thing that is not a job: a Model, an Endpoint, a ModelPackageGroup, a ModelPackage."""
+
+    kind: str
+    name: str
+    record: dict[str, Any]
+    created_at: float
+    updated_at: float
 
 
 @dataclass(frozen=True)
@@ -203,6 +226,45 @@ class MetadataStore:
         with self.engine.connect() as conn:
             rows = conn.execute(q.order_by(job_metrics.c.timestamp, job_metrics.c.id)).all()
         return [MetricPoint(r.metric, r.value, r.timestamp, r.host) for r in rows]
+
+    # ---- resources (models, endpoints, model packages) ----------------------------------------
+    def create_resource(self, kind: str, name: str, record: dict[str, Any]) -> None:
+        """Record a new resource; a name already taken for this kind is refused, as the service refuses it."""
+        now = time.time()
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(insert(resources).values(kind=kind, name=name, record=json.dumps(record, default=str),
+                                                      created_at=now, updated_at=now))
+        except IntegrityError:
+            raise SpecError(f"ResourceInUse: a {kind} named {name!r} already exists; pick another name, or delete "
+                            "the existing one first.") from None
+
+    def get_resource(self, kind: str, name: str) -> ResourceRow | None:
+        with self.engine.connect() as conn:
+            r = conn.execute(select(resources).where(resources.c.kind == kind, resources.c.name == name)).first()
+        return ResourceRow(r.kind, r.name, json.loads(r.record), r.created_at, r.updated_at) if r else None
+
+    def list_resources(self, kind: str, name_prefix: str | None = None, limit: int = 1000) -> list[ResourceRow]:
+        """Resources of ``kind``, oldest first."""
+        q = select(resources).where(resources.c.kind == kind).order_by(resources.c.created_at).limit(limit)
+        if name_prefix:
+            q = q.where(resources.c.name.startswith(name_prefix))
+        with self.engine.connect() as conn:
+            rows = conn.execute(q).all()
+        return [ResourceRow(r.kind, r.name, json.loads(r.record), r.created_at, r.updated_at) for r in rows]
+
+    def update_resource(self, kind: str, name: str, record: dict[str, Any]) -> bool:
+        with self.engine.begin() as conn:
+            return conn.execute(
+                update(resources).where(resources.c.kind == kind, resources.c.name == name)
+                .values(record=json.dumps(record, default=str), updated_at=time.time())
+            ).rowcount > 0
+
+    def delete_resource(self, kind: str, name: str) -> bool:
+        with self.engine.begin() as conn:
+            return conn.execute(
+                delete(resources).where(resources.c.kind == kind, resources.c.name == name)
+            ).rowcount > 0
 
     def request_stop(self, kind: str, name: str) -> bool:
         with self.engine.begin() as conn:
