@@ -107,6 +107,99 @@ def stop(name: str, kind: str | None) -> None:
     click.echo(f"stop requested for {name}")
 
 
+@main.group()
+def models() -> None:
+    """Models, and the model registry: groups, versions, approval."""
+
+
+def _table(columns: list[str], rows: list[list[str]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(*columns)
+    for row in rows:
+        table.add_row(*row)
+    Console().print(table)
+
+
+@models.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def list_models(as_json: bool) -> None:
+    """Models recorded with Model.create() (or by deploy/transformer)."""
+    records = [r.record for r in _session().metadata.list_resources("Model")]
+    if as_json:
+        click.echo(json.dumps(records, indent=2, default=str))
+        return
+    _table(["name", "image", "model data", "created (UTC)"],
+           [[r["ModelName"], r["PrimaryContainer"].get("Image", ""), r["PrimaryContainer"].get("ModelDataUrl", ""),
+             _fmt_time(r.get("CreationTime"))] for r in records])
+
+
+@models.command()
+def groups() -> None:
+    """Model package groups."""
+    from sluice.model_registry import list_model_package_groups, list_model_packages
+
+    sess = _session()
+    _table(["group", "versions", "created (UTC)"],
+           [[g["ModelPackageGroupName"], str(len(list_model_packages(sess, g["ModelPackageGroupName"]))),
+             _fmt_time(g.get("CreationTime"))] for g in list_model_package_groups(sess)])
+
+
+@models.command()
+@click.argument("group")
+@click.option("--status", type=click.Choice(["PendingManualApproval", "Approved", "Rejected"]), default=None)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def packages(group: str, status: str | None, as_json: bool) -> None:
+    """The versions of a model package group, oldest first."""
+    from sluice.model_registry import describe_model_package_group, list_model_packages
+
+    sess = _session()
+    describe_model_package_group(sess, group)
+    records = list_model_packages(sess, group, status)
+    if as_json:
+        click.echo(json.dumps(records, indent=2, default=str))
+        return
+    _table(["version", "approval", "arn", "created (UTC)"],
+           [[str(r["ModelPackageVersion"]), r["ModelApprovalStatus"], r["ModelPackageArn"],
+             _fmt_time(r.get("CreationTime"))] for r in records])
+
+
+@models.command("describe")
+@click.argument("ref")
+def describe_package(ref: str) -> None:
+    """A model (by name) or a model package version (GROUP/N or its ARN), as JSON."""
+    from sluice.model_registry import describe_model_package
+
+    sess = _session()
+    row = sess.metadata.get_resource("Model", ref)
+    record = row.record if row is not None else describe_model_package(sess, ref)
+    click.echo(json.dumps(record, indent=2, default=str))
+
+
+def _set_approval(ref: str, status: str, description: str | None) -> None:
+    from sluice.model_registry import update_approval_status
+
+    record = update_approval_status(_session(), ref, status, description)
+    click.echo(f"{record['ModelPackageArn']}: {record['ModelApprovalStatus']}")
+
+
+@models.command()
+@click.argument("ref")
+@click.option("--description", default=None, help="Why (recorded as ApprovalDescription).")
+def approve(ref: str, description: str | None) -> None:
+    """Set a version (GROUP/N or its ARN) to Approved."""
+    _set_approval(ref, "Approved", description)
+
+
+@models.command()
+@click.argument("ref")
+@click.option("--description", default=None, help="Why (recorded as ApprovalDescription).")
+def reject(ref: str, description: str | None) -> None:
+    """Set a version (GROUP/N or its ARN) to Rejected."""
+    _set_approval(ref, "Rejected", description)
+
+
 def run() -> None:
     try:
         main(standalone_mode=False)

@@ -166,6 +166,31 @@ class EstimatorBase(ABC):
         if self.latest_training_job is not None:
             self.latest_training_job.logs(wait=True)
 
+    # ---- what comes after training: models, endpoints, batch transform --------------------------
+    @abstractmethod
+    def create_model(self, **kwargs: Any) -> Any:
+        """A model of the last job's ``model.tar.gz``, served in this estimator's (inference) image."""
+
+    def deploy(self, initial_instance_count: int | None = None, instance_type: str | None = None,
+               serializer: Any = None, deserializer: Any = None, endpoint_name: str | None = None,
+               wait: bool = True, model_name: str | None = None, **kwargs: Any) -> Any:
+        """Create a model from the last job and start a local endpoint for it; returns a predictor."""
+        model = self.create_model(name=model_name) if model_name else self.create_model()
+        return model.deploy(initial_instance_count, instance_type, serializer=serializer, deserializer=deserializer,
+                            endpoint_name=endpoint_name, wait=wait, **kwargs)
+
+    def transformer(self, instance_count: int, instance_type: str, strategy: str | None = None,
+                    assemble_with: str | None = None, output_path: str | None = None, output_kms_key: str | None = None,
+                    accept: str | None = None, env: dict[str, str] | None = None,
+                    max_concurrent_transforms: int | None = None, max_payload: int | None = None,
+                    tags: list | None = None, model_name: str | None = None, **kwargs: Any) -> Any:
+        """A batch ``Transformer`` for a model of the last job."""
+        model = self.create_model(name=model_name) if model_name else self.create_model()
+        return model.transformer(instance_count, instance_type, strategy=strategy, assemble_with=assemble_with,
+                                 output_path=output_path, output_kms_key=output_kms_key, accept=accept, env=env,
+                                 max_concurrent_transforms=max_concurrent_transforms, max_payload=max_payload,
+                                 tags=tags)
+
     @classmethod
     def attach(cls, training_job_name: str, sagemaker_session: Session | None = None,
                model_channel_name: str = "model") -> EstimatorBase:
@@ -316,6 +341,14 @@ class Estimator(EstimatorBase):
     def training_image_uri(self) -> str:
         return self.image_uri
 
+    def create_model(self, role: str | None = None, image_uri: str | None = None, predictor_cls: Any = None,
+                     env: dict[str, str] | None = None, name: str | None = None, **kwargs: Any) -> Any:
+        from sluice.model import Model
+
+        return Model(image_uri=image_uri or self.image_uri, model_data=self.model_data, role=role or self.role,
+                     predictor_cls=predictor_cls, env=env, name=name, sagemaker_session=self.sagemaker_session,
+                     **kwargs)
+
 
 class Framework(EstimatorBase):
     """A framework estimator (scikit-learn, XGBoost, PyTorch): script mode, JSON-encoded hyperparameters."""
@@ -341,3 +374,19 @@ class Framework(EstimatorBase):
         return image_uris.retrieve(self._framework_name, region=self.sagemaker_session.boto_region_name,
                                    version=self.framework_version, py_version=self.py_version,
                                    instance_type=self.instance_type, image_scope="training")
+
+    def create_model(self, role: str | None = None, entry_point: str | None = None, source_dir: str | None = None,
+                     env: dict[str, str] | None = None, name: str | None = None, image_uri: str | None = None,
+                     predictor_cls: Any = None, dependencies: list[str] | None = None, **kwargs: Any) -> Any:
+        """The framework's model class, serving the last job's model with this estimator's code."""
+        from sluice.pytorch.model import PyTorchModel  # imported here: the model modules import this one
+        from sluice.sklearn.model import SKLearnModel
+        from sluice.xgboost.model import XGBoostModel
+
+        model_cls = {"sklearn": SKLearnModel, "xgboost": XGBoostModel, "pytorch": PyTorchModel}[self._framework_name]
+        return model_cls(model_data=self.model_data, role=role or self.role,
+                         entry_point=entry_point or self.entry_point, source_dir=source_dir or self.source_dir,
+                         framework_version=self.framework_version, py_version=self.py_version,
+                         image_uri=image_uri or self.image_uri, predictor_cls=predictor_cls, env=env, name=name,
+                         dependencies=dependencies or self.dependencies, sagemaker_session=self.sagemaker_session,
+                         **kwargs)

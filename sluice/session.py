@@ -86,6 +86,41 @@ class Session:
     def account_id(self) -> str:
         return ACCOUNT_ID
 
+    @property
+    def sagemaker_client(self) -> Any:
+        """The boto3-shaped SageMaker calls examples make directly (the model registry above all)."""
+        from sluice.client import LocalSageMakerClient
+
+        return LocalSageMakerClient(self)
+
+    # ---- models and the model registry (SDK-named) --------------------------------------------
+    def describe_model(self, name: str) -> dict[str, Any]:
+        return self.sagemaker_client.describe_model(ModelName=name)
+
+    def delete_model(self, model_name: str) -> None:
+        self.sagemaker_client.delete_model(ModelName=model_name)
+
+    def create_model_package_group(self, model_package_group_name: str, description: str | None = None) -> dict:
+        from sluice.model_registry import create_model_package_group
+
+        return create_model_package_group(self, model_package_group_name, description)
+
+    def describe_model_package(self, model_package_name: str) -> dict[str, Any]:
+        from sluice.model_registry import describe_model_package
+
+        return describe_model_package(self, model_package_name)
+
+    def list_model_packages(self, model_package_group_name: str, approval_status: str | None = None) -> list[dict]:
+        from sluice.model_registry import list_model_packages
+
+        return list_model_packages(self, model_package_group_name, approval_status)
+
+    def update_model_package_approval(self, model_package_arn: str, approval_status: str,
+                                      approval_description: str | None = None) -> dict[str, Any]:
+        from sluice.model_registry import update_approval_status
+
+        return update_approval_status(self, model_package_arn, approval_status, approval_description)
+
     # ---- buckets and data -------------------------------------------------------------------
     def default_bucket(self) -> str:
         """``sagemaker-<region>-<account>`` (or the name given), created on first use."""

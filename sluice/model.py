@@ -1,0 +1,273 @@
+"""``sluice.model``: the SDK v2 ``Model`` and the framework models, recorded locally and served locally.
+
+A model is an image (which maps to an environment), a ``model.tar.gz`` and an environment. With
+``entry_point``, the code is repacked into the archive under ``code/`` and ``SAGEMAKER_PROGRAM`` /
+``SAGEMAKER_SUBMIT_DIRECTORY`` point the model server at it, as the SDK does. ``create()`` records a
+``DescribeModel``-shaped resource; ``deploy()`` starts a local endpoint; ``transformer()`` makes a
+batch ``Transformer``; ``register()`` adds a version to a model package group.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import tarfile
+import time
+from pathlib import Path
+from typing import Any
+
+from sluice.errors import SpecError
+from sluice.jobs.naming import base_name_from_image, name_from_base
+from sluice.session import ACCOUNT_ID, Session
+from sluice.storage import S3Uri
+
+__all__ = ["FrameworkModel", "Model", "ModelPackage"]
+
+log = logging.getLogger("sluice")
+
+MODEL_KIND = "Model"
+
+
+class Model:
+    """A deployable model (SDK v2 ``sagemaker.model.Model``)."""
+
+    def __init__(
+        self, image_uri: str | None = None, model_data: str | None = None, role: str | None = None,
+        predictor_cls: Any = None, env: dict[str, str] | None = None, name: str | None = None,
+        vpc_config: dict | None = None, sagemaker_session: Session | None = None,
+        enable_network_isolation: bool | None = None, model_kms_key: str | None = None,
+        image_config: dict | None = None, source_dir: str | None = None, code_location: str | None = None,
+        entry_point: str | None = None, container_log_level: int = logging.INFO,
+        dependencies: list[str] | None = None, git_config: dict | None = None, resources: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        if git_config:
+            raise SpecError("git_config needs network access to a Git host; clone it and pass source_dir.")
+        self.image_uri = image_uri or ""
+        self.model_data = model_data
+        self.role = role
+        self.predictor_cls = predictor_cls
+        self.env = dict(env or {})
+        self.name = name
+        self.vpc_config = vpc_config
+        self.sagemaker_session = sagemaker_session or Session()
+        self.enable_network_isolation = bool(enable_network_isolation)
+        self.source_dir, self.entry_point, self.dependencies = source_dir, entry_point, dependencies or []
+        self.code_location = code_location
+        self.container_log_level = container_log_level
+        self.endpoint_name: str | None = None
+        self._created = False
+        self._repacked_model_data: str | None = None
+
+    # ---- naming and packing -------------------------------------------------------------------
+    def _ensure_name(self) -> str:
+        if not self.name:
+            self.name = name_from_base(base_name_from_image(self.image_uri, default="model"))
+        return self.name
+
+    def _framework_env(self) -> dict[str, str]:
+        if not self.entry_point:
+            return {}
+        return {
+            "SAGEMAKER_PROGRAM": Path(self.entry_point).name,
+            "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code",
+            "SAGEMAKER_CONTAINER_LOG_LEVEL": str(self.container_log_level),
+            "SAGEMAKER_REGION": self.sagemaker_session.boto_region_name,
+        }
+
+    def _repack(self) -> str | None:
+        """``model_data`` with the code added under ``code/``, uploaded beside it (the SDK's repack)."""
+        if not self.entry_point:
+            return self.model_data
+        if self._repacked_model_data:
+            return self._repacked_model_data
+        sess = self.sagemaker_session
+        root = Path(self.source_dir) if self.source_dir else Path(self.entry_point).parent
+        entry = root / self.entry_point if self.source_dir else Path(self.entry_point)
+        if not entry.is_file():
+            raise SpecError(f"entry_point {self.entry_point!r} was not found"
+                            f"{' in source_dir ' + repr(self.source_dir) if self.source_dir else ''}.")
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w:gz") as out:
+            if self.model_data:
+                uri = S3Uri.parse(self.model_data)
+                try:
+                    data = sess.store.get_bytes(uri.bucket, uri.key)
+                except Exception as exc:
+                    raise SpecError(f"model_data {self.model_data} cannot be read: {exc}") from None
+                with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as src:
+                    for member in src.getmembers():
+                        if member.name.lstrip("./").startswith("code/"):
+                            continue  # the new code replaces any old one
+                        out.addfile(member, src.extractfile(member) if member.isfile() else None)
+            files = sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts) \
+                if self.source_dir else [entry]
+            for path in files:
+                out.add(path, arcname=f"code/{path.relative_to(root).as_posix()}")
+            for dep in self.dependencies:
+                out.add(dep, arcname=f"code/{Path(dep).name}")
+        base = self.code_location.rstrip("/") if self.code_location else f"s3://{sess.default_bucket()}"
+        target = S3Uri.parse(f"{base}/{self._ensure_name()}/model.tar.gz")
+        if not sess.store.bucket_exists(target.bucket):
+            sess.store.create_bucket(target.bucket)
+        sess.store.put(target.bucket, target.key, buf.getvalue())
+        self._repacked_model_data = str(target)
+        return self._repacked_model_data
+
+    def prepare_container_def(self, instance_type: str | None = None, **kwargs: Any) -> dict[str, Any]:
+        """The ``PrimaryContainer`` of ``CreateModel``."""
+        container: dict[str, Any] = {"Image": self.image_uri, "Environment": {**self._framework_env(), **self.env}}
+        data = self._repack()
+        if data:
+            container["ModelDataUrl"] = data
+        return container
+
+    # ---- the SDK's surface --------------------------------------------------------------------
+    def create(self, instance_type: str | None = None, accelerator_type: str | None = None,
+               serverless_inference_config: Any = None, tags: list | None = None,
+               accept_eula: bool | None = None) -> None:
+        """Record the model (``CreateModel``); it then has a ``ModelName`` others can refer to."""
+        if self._created:
+            return
+        from sluice.runtime.environments import resolve_image
+        from sluice.session import get_execution_role
+
+        name = self._ensure_name()
+        resolve_image(self.image_uri, self.sagemaker_session.config).check()
+        region = self.sagemaker_session.boto_region_name
+        record = {
+            "ModelName": name,
+            "ModelArn": f"arn:aws:sagemaker:{region}:{ACCOUNT_ID}:model/{name.lower()}",
+            "PrimaryContainer": self.prepare_container_def(instance_type),
+            "ExecutionRoleArn": self.role or get_execution_role(),
+            "EnableNetworkIsolation": self.enable_network_isolation,
+            "CreationTime": time.time(),
+        }
+        if self.vpc_config:
+            record["VpcConfig"] = self.vpc_config
+        if tags:
+            record["Tags"] = tags
+        self.sagemaker_session.metadata.create_resource(MODEL_KIND, name, record)
+        self._created = True
+
+    def delete_model(self) -> None:
+        if not self.name or not self.sagemaker_session.metadata.delete_resource(MODEL_KIND, self.name):
+            raise SpecError(f"model {self.name!r} does not exist (create() records it).")
+        self._created = False
+
+    def deploy(
+        self, initial_instance_count: int | None = None, instance_type: str | None = None, serializer: Any = None,
+        deserializer: Any = None, accelerator_type: str | None = None, endpoint_name: str | None = None,
+        tags: list | None = None, kms_key: str | None = None, wait: bool = True, data_capture_config: Any = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Start a local endpoint serving this model; returns a predictor for it."""
+        if initial_instance_count is None or instance_type is None:
+            raise SpecError("deploy() needs initial_instance_count and instance_type, e.g. 1 and 'ml.m5.large'.")
+        self.create(instance_type=instance_type)
+        from sluice.predictor import Predictor
+        from sluice.serving.endpoints import deploy_endpoint
+
+        name = endpoint_name or name_from_base(base_name_from_image(self.image_uri, default="endpoint"))
+        deploy_endpoint(self._ensure_name(), name, initial_instance_count, instance_type,
+                        self.sagemaker_session.config, wait=wait)
+        self.endpoint_name = name
+        cls = self.predictor_cls or Predictor
+        predictor = cls(name, sagemaker_session=self.sagemaker_session)
+        if serializer is not None:
+            predictor.serializer = serializer
+        if deserializer is not None:
+            predictor.deserializer = deserializer
+        return predictor
+
+    def transformer(
+        self, instance_count: int, instance_type: str, strategy: str | None = None, assemble_with: str | None = None,
+        output_path: str | None = None, output_kms_key: str | None = None, accept: str | None = None,
+        env: dict[str, str] | None = None, max_concurrent_transforms: int | None = None,
+        max_payload: int | None = None, tags: list | None = None, volume_kms_key: str | None = None,
+    ) -> Any:
+        """A batch ``Transformer`` for this model (recorded first if it is not yet)."""
+        self.create(instance_type=instance_type)
+        from sluice.transformer import Transformer
+
+        return Transformer(self._ensure_name(), instance_count, instance_type, strategy=strategy,
+                           assemble_with=assemble_with, output_path=output_path, output_kms_key=output_kms_key,
+                           accept=accept, max_concurrent_transforms=max_concurrent_transforms,
+                           max_payload=max_payload, tags=tags, env=env, sagemaker_session=self.sagemaker_session,
+                           volume_kms_key=volume_kms_key)
+
+    def register(
+        self, content_types: list[str] | None = None, response_types: list[str] | None = None,
+        inference_instances: list[str] | None = None, transform_instances: list[str] | None = None,
+        model_package_name: str | None = None, model_package_group_name: str | None = None,
+        image_uri: str | None = None, model_metrics: Any = None, metadata_properties: Any = None,
+        marketplace_cert: bool = False, approval_status: str | None = None, description: str | None = None,
+        drift_check_baselines: Any = None, customer_metadata_properties: dict[str, str] | None = None,
+        validation_specification: Any = None, domain: str | None = None, task: str | None = None,
+        sample_payload_url: str | None = None, framework: str | None = None, framework_version: str | None = None,
+        nearest_model_name: str | None = None, data_input_configuration: Any = None, **kwargs: Any,
+    ) -> ModelPackage:
+        """Add this model as a new version of ``model_package_group_name`` (created if missing)."""
+        from sluice.model_registry import create_model_package
+
+        if not (model_package_group_name or model_package_name):
+            raise SpecError("register() needs model_package_group_name (a versioned group) or model_package_name.")
+        container = self.prepare_container_def()
+        if image_uri:
+            container["Image"] = image_uri
+        record = create_model_package(
+            self.sagemaker_session, group=model_package_group_name or model_package_name,
+            containers=[container], content_types=content_types or [], response_types=response_types or [],
+            inference_instances=inference_instances or [], transform_instances=transform_instances or [],
+            approval_status=approval_status or "PendingManualApproval", description=description,
+            model_metrics=model_metrics, customer_metadata_properties=customer_metadata_properties,
+            domain=domain, task=task, framework=framework, framework_version=framework_version,
+        )
+        return ModelPackage(role=self.role, model_package_arn=record["ModelPackageArn"],
+                            sagemaker_session=self.sagemaker_session)
+
+
+class FrameworkModel(Model):
+    """A model served by a framework image with ``entry_point`` code (SKLearnModel, XGBoostModel, PyTorchModel)."""
+
+    _framework_name = ""
+
+    def __init__(self, model_data: str | None, image_uri: str | None, role: str | None = None,
+                 entry_point: str | None = None, source_dir: str | None = None, predictor_cls: Any = None,
+                 env: dict[str, str] | None = None, name: str | None = None, framework_version: str | None = None,
+                 py_version: str | None = None, **kwargs: Any) -> None:
+        self.framework_version, self.py_version = framework_version, py_version
+        sess = kwargs.get("sagemaker_session") or Session()
+        kwargs["sagemaker_session"] = sess
+        if image_uri is None:
+            from sluice import image_uris
+
+            image_uri = image_uris.retrieve(self._framework_name, region=sess.boto_region_name,
+                                            version=framework_version, py_version=py_version,
+                                            image_scope="inference")
+        super().__init__(image_uri=image_uri, model_data=model_data, role=role, predictor_cls=predictor_cls, env=env,
+                         name=name, source_dir=source_dir, entry_point=entry_point, **kwargs)
+
+
+class ModelPackage(Model):
+    """A registered model version, deployable like a model (SDK v2 ``sagemaker.model.ModelPackage``)."""
+
+    def __init__(self, role: str | None = None, model_data: str | None = None, algorithm_arn: str | None = None,
+                 model_package_arn: str | None = None, **kwargs: Any) -> None:
+        if not model_package_arn:
+            raise SpecError("ModelPackage needs model_package_arn (algorithm packages are not available locally).")
+        self.model_package_arn = model_package_arn
+        from sluice.model_registry import describe_model_package
+
+        sess = kwargs.get("sagemaker_session") or Session()
+        kwargs["sagemaker_session"] = sess
+        desc = describe_model_package(sess, model_package_arn)
+        container = desc["InferenceSpecification"]["Containers"][0]
+        super().__init__(image_uri=container.get("Image"), model_data=container.get("ModelDataUrl"), role=role,
+                         env=container.get("Environment"), **kwargs)
+
+    def prepare_container_def(self, instance_type: str | None = None, **kwargs: Any) -> dict[str, Any]:
+        container: dict[str, Any] = {"Image": self.image_uri, "Environment": dict(self.env)}
+        if self.model_data:
+            container["ModelDataUrl"] = self.model_data
+        return container
