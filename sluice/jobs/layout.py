@@ -8,6 +8,7 @@ collide. :meth:`InstanceLayout.host_path` maps a container path to the host.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -70,12 +71,15 @@ class InstanceLayout:
         """Create the tree and the container directories ``dirs`` (the job type's contract)."""
         self.root.mkdir(parents=True, exist_ok=True)
         for path in dirs:
-            self.host_path(path).mkdir(parents=True, exist_ok=True)
+            os.makedirs(self.host_path(path), exist_ok=True)
 
     def write_json(self, container_path: str, data: Any) -> Path:
         path = self.host_path(container_path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(data, indent=2, default=str))
+        try:
+            path.write_text(json.dumps(data, indent=2, default=str))
+        except FileNotFoundError:  # its directory is not one the job type creates up front
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(data, indent=2, default=str))
         return path
 
     def read_message(self, limit: int = 1024) -> str | None:

@@ -122,7 +122,8 @@ def _pack(dirs: list[Path], compress: bool) -> bytes | None:
     """One tar (gzip unless ``compress`` is false) of the files under ``dirs``, merged in host order."""
     files = [(d, p) for d in dirs if d.is_dir() for p in sorted(d.rglob("*")) if p.is_file() and not p.is_symlink()]
     buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz" if compress else "w") as tar:
+    options = {"compresslevel": 6} if compress else {}  # tarfile's default 9 is slow on large models
+    with tarfile.open(fileobj=buf, mode="w:gz" if compress else "w", **options) as tar:
         seen: set[str] = set()
         for root, path in files:
             arc = path.relative_to(root).as_posix()
