@@ -67,9 +67,9 @@ def list_jobs(kind: str | None, status: str | None, name_contains: str | None, l
                                 "CreationTime": r.created_at} for r in rows], indent=2))
         return
     from rich.console import Console
-    from rich.table import Table
+    from rich.table import Column, Table
 
-    table = Table("name", "kind", "status", "created (UTC)", "reason")
+    table = Table(Column("name", no_wrap=True), "kind", "status", "created (UTC)", "reason")
     for r in rows:
         table.add_row(r.name, r.kind, r.status, _fmt_time(r.created_at), (r.record.get("FailureReason") or "")[:60])
     Console().print(table)
@@ -114,9 +114,9 @@ def models() -> None:
 
 def _table(columns: list[str], rows: list[list[str]]) -> None:
     from rich.console import Console
-    from rich.table import Table
+    from rich.table import Column, Table
 
-    table = Table(*columns)
+    table = Table(Column(columns[0], no_wrap=True), *columns[1:])
     for row in rows:
         table.add_row(*row)
     Console().print(table)
