@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from sluice.errors import SluiceError
+from sluice.jobs.status import JobStatus
 
 __all__ = ["main"]
 
@@ -62,6 +63,11 @@ def list_jobs(kind: str | None, status: str | None, name_contains: str | None, l
     """Most recent jobs first."""
     sess = _session()
     rows = sess.metadata.list_jobs(_KINDS.get(kind) if kind else None, status, name_contains, limit)
+    if any(not JobStatus(r.status).is_terminal for r in rows):  # notice jobs whose driving process died
+        for r in rows:
+            if not JobStatus(r.status).is_terminal:
+                sess._describe(r.kind, r.name)
+        rows = sess.metadata.list_jobs(_KINDS.get(kind) if kind else None, status, name_contains, limit)
     if as_json:
         click.echo(json.dumps([{"Name": r.name, "Kind": r.kind, "Status": r.status,
                                 "CreationTime": r.created_at} for r in rows], indent=2))

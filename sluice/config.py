@@ -79,13 +79,21 @@ class Config:
         return self.metadata_url or f"sqlite:///{self.home / 'sluice.db'}"
 
 
+_SECTIONS = ("storage", "metadata", "runtime", "quotas", "images")
+
+
 def _read_file(path: Path) -> dict[str, Any]:
     if not path.exists():
         return {}
     try:
-        return tomllib.loads(path.read_text())
+        data = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(f"sluice config file {path} is not valid TOML: {exc}. Fix or remove it.") from exc
+    unknown = sorted(set(data) - set(_SECTIONS))
+    if unknown:  # a misspelt section would otherwise be ignored without a word
+        raise SpecError(f"sluice config file {path} has unknown section(s) {', '.join(f'[{u}]' for u in unknown)}; "
+                        f"the sections are {', '.join(f'[{s}]' for s in _SECTIONS)}.")
+    return data
 
 
 def load_config(home: str | os.PathLike[str] | None = None) -> Config:
@@ -133,7 +141,8 @@ def _cached(home: str | None, env_key: tuple[tuple[str, str], ...]) -> Config:
 
 _ENV_KEYS = (
     "SLUICE_HOME", "SLUICE_CONFIG", "SLUICE_METADATA_URL", "SLUICE_SANDBOX", "AWS_ENDPOINT_URL_S3",
-    "AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION", "AWS_REGION",
+    "AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_DEFAULT_REGION",
+    "AWS_REGION",
 )
 
 

@@ -154,7 +154,7 @@ class EstimatorBase(ABC):
             self.base_job_name or base_name_from_image(self.training_image_uri(), default="training-job"))
         request = self._build_request(inputs, experiment_config)
         show = wait and logs not in (False, "None", None)
-        self.sagemaker_session.train(request, wait=wait, logs=show)
+        self.sagemaker_session.train(request, show_logs=show)
         job = _TrainingJob(self.sagemaker_session, self._current_job_name)
         self.latest_training_job = job
         self.jobs.append(job)

@@ -247,8 +247,7 @@ class Processor:
             role_arn=self.role,
             tags=self.tags,
             experiment_config=experiment_config,
-            wait=wait,
-            logs=logs,
+            show_logs=wait and logs,
         )
         job = ProcessingJob(self.sagemaker_session, self._current_job_name, inputs, outputs, self.output_kms_key)
         self.jobs.append(job)
@@ -424,11 +423,13 @@ set -e
 
 if [[ -f 'requirements.txt' ]]; then
     # Installed once per distinct requirements.txt into sluice's cache, not into the interpreter itself.
-    deps="${{SLUICE_DEPS_ROOT:-/tmp/sluice-deps}}/$(sha256sum requirements.txt | cut -c1-16)"
+    # The key covers the interpreter too; mv -T never moves into a cache another instance just made.
+    key=$( (command -v python; cat requirements.txt) | sha256sum | cut -c1-16)
+    deps="${{SLUICE_DEPS_ROOT:-/tmp/sluice-deps}}/$key"
     if [[ ! -d "$deps" ]]; then
         tmp="$deps.tmp.$$"
         python -m pip install --disable-pip-version-check --quiet --target "$tmp" -r requirements.txt
-        mv "$tmp" "$deps" 2>/dev/null || rm -rf "$tmp"
+        mv -T "$tmp" "$deps" 2>/dev/null || rm -rf "$tmp"
     fi
     export PYTHONPATH="$deps${{PYTHONPATH:+:$PYTHONPATH}}"
 fi

@@ -180,9 +180,11 @@ class Session:
         self, inputs: list[dict] | None, output_config: dict | None, job_name: str, resources: dict,
         stopping_condition: dict | None, app_specification: dict, environment: dict | None = None,
         network_config: dict | None = None, role_arn: str | None = None, tags: list | None = None,
-        experiment_config: dict | None = None, *, wait: bool = False, logs: bool = False,
+        experiment_config: dict | None = None, *, show_logs: bool = False,
     ) -> None:
-        """Create and start a processing job from ``CreateProcessingJob`` fields (as the SDK's ``process``)."""
+        """Create and start a processing job from ``CreateProcessingJob`` fields, as the SDK's ``process``:
+        it returns once the job has started (``wait_for_processing_job`` waits). ``show_logs`` streams the
+        instances' logs and a live display to the terminal while it runs."""
         from sluice.runtime.processing import start_processing_job
 
         request: dict[str, Any] = {
@@ -205,7 +207,7 @@ class Session:
             request["Tags"] = tags
         if experiment_config:
             request["ExperimentConfig"] = experiment_config
-        running = start_processing_job(request, self._config, show_progress=wait and logs, show_logs=wait and logs)
+        running = start_processing_job(request, self._config, show_progress=show_logs, show_logs=show_logs)
         _RUNNING[job_name] = running
 
     def describe_processing_job(self, job_name: str) -> dict[str, Any]:
@@ -226,12 +228,13 @@ class Session:
         follow_logs(self, "ProcessingJob", job_name, wait=wait, poll=poll)
 
     # ---- training jobs ----------------------------------------------------------------------
-    def train(self, request: dict[str, Any], *, wait: bool = False, logs: bool = False) -> None:
-        """Create and start a training job from a complete ``CreateTrainingJob`` request."""
+    def train(self, request: dict[str, Any], *, show_logs: bool = False) -> None:
+        """Create and start a training job from a complete ``CreateTrainingJob`` request; returns once it has
+        started (``wait_for_job`` waits). ``show_logs`` streams logs and a live display while it runs."""
         from sluice.runtime.training import start_training_job
 
         request.setdefault("RoleArn", get_execution_role())
-        running = start_training_job(request, self._config, show_progress=wait and logs, show_logs=wait and logs)
+        running = start_training_job(request, self._config, show_progress=show_logs, show_logs=show_logs)
         _RUNNING[request["TrainingJobName"]] = running
 
     def describe_training_job(self, job_name: str) -> dict[str, Any]:
@@ -274,6 +277,46 @@ class Session:
         desc = with_datetimes(self._wait("HyperParameterTuningJob", job, poll))
         _check_status(desc, "HyperParameterTuningJobStatus", job)
         return desc
+
+    # ---- batch transform jobs ---------------------------------------------------------------
+    def transform(
+        self, job_name: str, model_name: str, strategy: str | None, max_concurrent_transforms: int | None,
+        max_payload: int | None, input_config: dict, output_config: dict, resource_config: dict,
+        experiment_config: dict | None = None, env: dict | None = None, tags: list | None = None,
+        data_processing: dict | None = None, model_client_config: dict | None = None,
+        batch_data_capture_config: dict | None = None, *, wait: bool = False, logs: bool = False,
+    ) -> None:
+        """Create and start a batch transform job from ``CreateTransformJob`` fields (as the SDK's ``transform``)."""
+        from sluice.runtime.transform import start_transform_job
+
+        request: dict[str, Any] = {"TransformJobName": job_name, "ModelName": model_name,
+                                   "TransformInput": input_config, "TransformOutput": output_config,
+                                   "TransformResources": resource_config}
+        for key, value in (("BatchStrategy", strategy), ("MaxConcurrentTransforms", max_concurrent_transforms),
+                           ("MaxPayloadInMB", max_payload), ("Environment", env), ("Tags", tags),
+                           ("DataProcessing", data_processing), ("ModelClientConfig", model_client_config),
+                           ("DataCaptureConfig", batch_data_capture_config), ("ExperimentConfig", experiment_config)):
+            if value is not None:
+                request[key] = value
+        _RUNNING[job_name] = start_transform_job(request, self._config, show_progress=wait and logs,
+                                                 show_logs=wait and logs)
+
+    def describe_transform_job(self, job_name: str) -> dict[str, Any]:
+        return self._describe("TransformJob", job_name)
+
+    def stop_transform_job(self, name: str) -> None:
+        self._stop("TransformJob", name)
+
+    def wait_for_transform_job(self, job: str, poll: float = 0.5) -> dict[str, Any]:
+        """Wait for a transform job to end; raise if it did not complete (a ``Stopped`` one only warns)."""
+        desc = self._wait("TransformJob", job, poll)
+        _check_status(desc, "TransformJobStatus", job)
+        return desc
+
+    def logs_for_transform_job(self, job_name: str, wait: bool = False, poll: float = 0.5) -> None:
+        from sluice.runtime.logs import follow_logs
+
+        follow_logs(self, "TransformJob", job_name, wait=wait, poll=poll)
 
     # ---- shared -----------------------------------------------------------------------------
     def _describe(self, kind: str, name: str) -> dict[str, Any]:
@@ -333,5 +376,5 @@ def _check_status(desc: dict[str, Any], status_key: str, name: str) -> None:
                     "or stopped early for some other reason: %s", name, desc.get("FailureReason", "stop was requested"))
     elif status != "Completed":
         reason = desc.get("FailureReason", "(no reason recorded)")
-        arn = desc.get("ProcessingJobArn") or desc.get("TrainingJobArn") or name
+        arn = desc.get("ProcessingJobArn") or desc.get("TrainingJobArn") or desc.get("TransformJobArn") or name
         raise ExecutionError(f"Error for {arn}: {status}. Reason: {reason}")

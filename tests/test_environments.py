@@ -109,8 +109,8 @@ def test_no_image_means_the_interpreter_sluice_runs_in(image: str | None, sluice
     [
         ({"framework": "sklearn", "version": "1.2-1"}, "sklearn", "scikit-learn"),
         ({"framework": "xgboost", "version": "1.7-1"}, "xgboost", "xgboost | xgboost-cpu"),
-        ({"framework": "pytorch", "version": "2.1", "py_version": "py310"}, "pytorch", "torch==2.13.0"),
-        ({"framework": "pytorch", "version": "2.1", "image_scope": "inference"}, "pytorch", "torch==2.13.0"),
+        ({"framework": "pytorch", "version": "2.1", "py_version": "py310"}, "pytorch", "torch"),
+        ({"framework": "pytorch", "version": "2.1", "image_scope": "inference"}, "pytorch", "torch"),
         ({"framework": "tensorflow", "version": "2.14"}, "tensorflow", "tensorflow"),
     ],
 )
@@ -223,7 +223,7 @@ def test_another_interpreter_is_asked_in_a_subprocess(tmp_path: Path) -> None:
 
 def test_missing_interpreter_is_refused(tmp_path: Path) -> None:
     env = Environment("gone", str(tmp_path / "no-such-python"), ("numpy",), image_uri="my/img:1")
-    with pytest.raises(SpecError, match=r"runs on Python .*no-such-python.*does not exist"):
+    with pytest.raises(SpecError, match=r"whose Python .*no-such-python.* does not exist"):
         env.check()
 
 

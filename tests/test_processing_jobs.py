@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import textwrap
 from pathlib import Path
 
@@ -186,18 +187,28 @@ def test_inputs_cannot_be_modified_in_place_through_zero_copy_staging(sess, tmp_
     code = write(tmp_path / "tamper.py", textwrap.dedent("""
         import os
         p = "/opt/ml/processing/input/d/data.txt"
-        try:
-            open(p, "w").write("tampered")
-            print("wrote")
-        except PermissionError:
-            print("refused")
-        os.remove(p)  # removing the staged copy is allowed: the directory is the instance's own
+        os.makedirs("/opt/ml/processing/output/o", exist_ok=True)
+        st = os.stat(p)
+        open("/opt/ml/processing/output/o/inode.txt", "w").write(f"{st.st_ino} {st.st_nlink}")
+        for attempt in (lambda: open(p, "w").write("tampered"),
+                        lambda: (os.chmod(p, 0o644), open(p, "w").write("tampered via chmod"))):
+            try:
+                attempt()
+                print("wrote")
+            except PermissionError:
+                print("refused")
+        os.remove(p)  # removing the staged link is allowed: the directory is the instance's own
         open(p, "w").write("new file")
     """))
     script_processor(sess).run(code=str(code), logs=False,
                                inputs=[ProcessingInput(source=f"s3://{bucket}/imm",
-                                                       destination="/opt/ml/processing/input/d")])
+                                                       destination="/opt/ml/processing/input/d")],
+                               outputs=[ProcessingOutput(source="/opt/ml/processing/output/o",
+                                                         destination=f"s3://{bucket}/imm-out")])
     assert sess.store.get_bytes(bucket, "imm/data.txt") == b"original"
+    inode, links = sess.store.get_bytes(bucket, "imm-out/inode.txt").decode().split()
+    assert int(inode) == os.stat(sess.store.local_path(bucket, "imm/data.txt")).st_ino  # zero-copy: a hard link
+    assert int(links) >= 2
 
 
 def test_environment_and_arguments_reach_the_script(sess, tmp_path):

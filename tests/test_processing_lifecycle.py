@@ -222,3 +222,95 @@ def test_without_a_sandbox_paths_are_redirected_and_sluice_says_so(sluice_home, 
                         outputs=[ProcessingOutput(source="/opt/ml/processing/output/o", destination=f"s3://{bucket}/o")])
     assert sess.store.get_bytes(bucket, "o/copy.txt") == b"abc"
     assert sess.store.get_bytes(bucket, "in/a.txt") == b"abc"  # without the sandbox inputs are copies
+
+
+def _driver_script(tmp_path: Path, code: Path, *, wait: bool, logs: bool, job_name: str) -> Path:
+    return write(tmp_path / f"driver-{job_name}.py", f"""
+        import sluice
+        from sluice.processing import ScriptProcessor
+        p = ScriptProcessor(command=["python3"], image_uri=None, role=sluice.get_execution_role(), instance_count=1,
+                            instance_type="ml.m5.xlarge")
+        p.run(code={str(code)!r}, job_name={job_name!r}, wait={wait}, logs={logs})
+    """)
+
+
+def test_a_closed_terminal_does_not_hang_or_fail_the_job(sess, tmp_path):
+    code = write(tmp_path / "chatty.py", "for i in range(500):\n    print('line', i)\n")
+    driver = _driver_script(tmp_path, code, wait=True, logs=True, job_name="chatty")
+    proc = subprocess.Popen([sys.executable, str(driver)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            env=os.environ.copy())
+    assert proc.stdout is not None
+    proc.stdout.readline()  # like `| head -1`: read a line, then close the pipe
+    proc.stdout.close()
+    proc.wait(timeout=120)
+    assert sess.describe_processing_job("chatty")["ProcessingJobStatus"] == "Completed"
+
+
+def test_logs_are_readable_from_another_process_while_the_job_runs(sess, tmp_path):
+    go = tmp_path / "go"
+    code = write(tmp_path / "slow.py", f"""
+        import os, time
+        print("first line", flush=True)
+        while not os.path.exists("{go}"):
+            time.sleep(0.02)
+    """)
+    proc = processor(sess)
+    proc.run(code=str(code), wait=False, logs=False, job_name="live-logs")
+    env = os.environ.copy()
+
+    def logs_so_far() -> str:
+        return subprocess.run([sys.executable, "-m", "sluice.cli", "jobs", "logs", "live-logs"], capture_output=True,
+                              text=True, env=env).stdout
+
+    wait_until(lambda: "[algo-1] first line" in logs_so_far(), "the log line to show in another process")
+    go.touch()
+    proc.jobs[-1].wait(logs=False)
+
+
+def test_a_driver_started_with_sigint_ignored_still_stops_its_scripts(sess, tmp_path):
+    code = write(tmp_path / "report.py", """
+        import os, signal
+        os.makedirs("/opt/ml/processing/output/o", exist_ok=True)
+        ignored = signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        open("/opt/ml/processing/output/o/sigint.txt", "w").write(str(ignored))
+    """)
+    driver = write(tmp_path / "bg-driver.py", f"""
+        import sluice
+        from sluice.processing import ScriptProcessor, ProcessingOutput
+        p = ScriptProcessor(command=["python3"], image_uri=None, role=sluice.get_execution_role(), instance_count=1,
+                            instance_type="ml.m5.xlarge")
+        p.run(code={str(code)!r}, job_name="bg", logs=False,
+              outputs=[ProcessingOutput(source="/opt/ml/processing/output/o", destination="s3://{sess.default_bucket()}/bg")])
+    """)
+    subprocess.run([sys.executable, str(driver)], check=True, env=os.environ.copy(),
+                   preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))  # as `driver &` in a shell
+    assert sess.store.get_bytes(sess.default_bucket(), "bg/sigint.txt") == b"False"
+
+
+def test_without_a_sandbox_a_dead_driver_takes_its_scripts_with_it(sluice_home, tmp_path, monkeypatch):
+    monkeypatch.setenv("SLUICE_SANDBOX", "none")
+    sluice.config.reset_config()
+    marker = tmp_path / "pid"
+    code = write(tmp_path / "orphan.py", f"""
+        import os, time
+        open("{marker}", "w").write(str(os.getpid()))
+        time.sleep(600)
+    """)
+    driver = _driver_script(tmp_path, code, wait=False, logs=False, job_name="orphan-nobox")
+    child = subprocess.Popen([sys.executable, str(driver)], env=os.environ.copy())
+    wait_until(lambda: marker.exists() and marker.read_text(), "the script to start")
+    pid = int(marker.read_text())
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+
+    def gone() -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        return open(f"/proc/{pid}/stat").read().split()[2] == "Z"  # a zombie has ended too
+
+    wait_until(gone, "the orphaned script to end")
+    listed = subprocess.run([sys.executable, "-m", "sluice.cli", "jobs", "list", "--json"], capture_output=True,
+                            text=True, env=os.environ.copy(), check=True).stdout
+    assert json.loads(listed)[0]["Status"] == "Failed"  # listing notices the dead driver too

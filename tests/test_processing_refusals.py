@@ -178,3 +178,12 @@ def test_every_problem_of_a_request_is_reported_at_once(sess):
         assert part in msg
     assert json.dumps(request)  # the request itself is untouched data
     assert_nothing_left(sess)
+
+
+def test_two_keys_that_would_land_on_one_path_are_refused(sess, code):
+    bucket = sess.default_bucket()
+    sess.store.put(bucket, "data/part-1.csv", b"a")
+    sess.store.put(bucket, "data/part/part-1.csv", b"b")
+    with pytest.raises(SpecError, match=r"would both land at 'part-1\.csv'"):
+        run(sess, proc(sess), code, f"s3://{bucket}/data/part")
+    assert_nothing_left(sess)

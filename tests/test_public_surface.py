@@ -26,9 +26,11 @@ FACADE = {
                      "WarmStartConfig", "WarmStartTypes"},
     "sluice.parameter": {"CategoricalParameter", "ContinuousParameter", "IntegerParameter", "ParameterRange",
                          "ScalingType"},
-    "sluice.sklearn": {"SKLearn", "SKLearnProcessor"},
-    "sluice.xgboost": {"XGBoost"},
-    "sluice.pytorch": {"PyTorch"},
+    "sluice.sklearn": {"SKLearn", "SKLearnModel", "SKLearnProcessor"},
+    "sluice.xgboost": {"XGBoost", "XGBoostModel"},
+    "sluice.pytorch": {"PyTorch", "PyTorchModel"},
+    "sluice.model": {"FrameworkModel", "Model", "ModelPackage"},
+    "sluice.model_metrics": {"FileSource", "MetricsSource", "ModelMetrics"},
 }
 
 

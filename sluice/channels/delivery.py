@@ -90,7 +90,7 @@ def start_delivery(
                 spec.name, store.kind,
             )
         make_writable(dest)  # a retried instance restages into its own earlier, read-only tree
-        stage_file_channel(objects, store, dest, link_ok=link_ok, progress=progress)
+        stage_file_channel(objects, store, dest, link_ok=link_ok, progress=progress, writable=False)
         make_read_only(dest)
         return Delivery(read_only_paths=[dest])
     stage_file_channel(objects, store, dest, link_ok=link_ok, progress=progress)

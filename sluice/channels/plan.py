@@ -5,7 +5,8 @@ instances. Both run before any instance starts, so a missing prefix or a malform
 job before it does any work.
 
 Shard assignment (SageMaker documents only "approximately 1/n of the objects"; this is sluice's
-choice): objects are sorted by key, as S3 lists them, and object ``i`` goes to instance ``i mod n``
+choice): objects are taken in listing order — key order for an ``S3Prefix`` (as S3 lists them), the
+manifest's own order for a ``ManifestFile`` — and object ``i`` goes to instance ``i mod n``
 (host ``algo-(i mod n + 1)``). Every object lands on exactly one instance, counts differ by at most one,
 and the same keys give the same assignment on every run and every backend. An instance left without
 objects gets an empty directory and a warning.
@@ -27,9 +28,12 @@ processing's single Pipe pass, use epoch 0.
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from sluice.channels.augmented import resolve_augmented_manifest
@@ -163,11 +167,12 @@ def resolve_objects(spec: ChannelSpec, store: ObjectStore) -> list[Unit]:
         return list(resolve_augmented_manifest(spec, store))
     if spec.data_type is DataType.S3_PREFIX:
         try:
-            objs = [
-                ObjectRef(o.bucket, o.key, o.size, relative_key(o.key, uri.key))
-                for o in store.list(uri.bucket, uri.key)
-                if not o.key.endswith("/")
-            ]
+            with _no_cyclic_gc():  # a million small acyclic objects would trigger a GC pass every 700
+                objs = [
+                    ObjectRef(o.bucket, o.key, o.size, relative_key(o.key, uri.key))
+                    for o in store.list(uri.bucket, uri.key)
+                    if not o.key.endswith("/")
+                ]
         except NoSuchKeyError as exc:
             raise SpecError(f"channel {spec.name!r}: {exc}") from None
         if not objs:
@@ -175,6 +180,7 @@ def resolve_objects(spec: ChannelSpec, store: ObjectStore) -> list[Unit]:
                 f"channel {spec.name!r}: no objects found under {spec.s3_uri}. Check the prefix, or upload the data "
                 "first (Session.upload_data)."
             )
+        _refuse_collisions(spec, objs)
         return objs
     if spec.data_type is DataType.MANIFEST_FILE:
         try:
@@ -203,6 +209,31 @@ def resolve_objects(spec: ChannelSpec, store: ObjectStore) -> list[Unit]:
         f"channel {spec.name!r}: S3DataType {spec.data_type.value} is not available here; use S3Prefix, "
         "ManifestFile or AugmentedManifestFile."
     )
+
+
+@contextmanager
+def _no_cyclic_gc() -> Iterator[None]:
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _refuse_collisions(spec: ChannelSpec, objs: list[ObjectRef]) -> None:
+    """Two keys that would land on one path (``data/part-1.csv`` and ``data/part/part-1.csv`` under the prefix
+    ``data/part``) are refused: one would silently replace the other."""
+    seen: dict[str, str] = {}
+    for o in objs:
+        other = seen.setdefault(o.rel_path, o.key)
+        if other != o.key:
+            raise SpecError(
+                f"channel {spec.name!r}: s3://{o.bucket}/{other} and s3://{o.bucket}/{o.key} would both land at "
+                f"{o.rel_path!r} under {spec.local_path}; end the prefix {spec.s3_uri} with '/' (or make it name "
+                "one folder) so every object has its own path."
+            )
 
 
 def assign_shards(

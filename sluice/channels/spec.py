@@ -81,3 +81,6 @@ class OutputSpec:
     s3_uri: str
     local_path: str
     upload_mode: UploadMode = UploadMode.END_OF_JOB
+    #: Upload an EndOfJob output even when the job fails or stops. Batch transform sets it: each of its
+    #: files is a finished ``<object>.out``, which the service keeps even when other objects failed.
+    upload_on_failure: bool = False

@@ -1,9 +1,10 @@
 """Place a channel's objects in a directory: File mode, and FastFile mode's read-only variant.
 
-File mode hard-links objects that are already on this machine (the embedded store keeps objects as
-immutable 0444 files, and the sandbox drops the capability that would let root write them anyway), and
-downloads the rest in parallel. When links are not safe (no sandbox) or not possible (another
-filesystem), it copies.
+File mode hard-links objects that are already on this machine, and downloads the rest in parallel. A
+link shares the store's inode, so it is made only where the script cannot change it: under the sandbox
+(no capabilities) and for objects the script's user does not own (the embedded store, run as root,
+gives its objects to ``nobody``), or into a channel bound read-only (FastFile). Otherwise it copies,
+as it does across file systems.
 
 FastFile mode places objects the same way and then makes the tree read-only (files 0444, directories
 0555) as a fallback for the read-only mount the sandbox gives it (see :mod:`sluice.channels.delivery`).
@@ -33,10 +34,13 @@ _READ_ONLY_FILE = 0o444
 _READ_ONLY_DIR = 0o555
 
 
-def _place(obj: ObjectRef, store: ObjectStore, target: Path, link_ok: bool) -> None:
+def _place(obj: ObjectRef, store: ObjectStore, target: Path, link_ok: bool, writable: bool) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     if link_ok:
         src = store.local_path(obj.bucket, obj.key)
+        if src is not None and writable and os.stat(src).st_uid == os.geteuid():
+            shutil.copyfile(src, target)  # the script would own the inode: chmod would let it write the store
+            return
         if src is not None:
             try:
                 os.link(src, target)
@@ -61,8 +65,12 @@ def stage_file_channel(
     link_ok: bool,
     progress: Progress | None = None,
     workers: int = 16,
+    writable: bool = True,
 ) -> int:
-    """Place ``objects`` under ``dest`` at their relative paths. Returns the bytes staged."""
+    """Place ``objects`` under ``dest`` at their relative paths. Returns the bytes staged.
+
+    ``writable`` is false when ``dest`` will be bound read-only (FastFile): links are then always safe.
+    """
     dest.mkdir(parents=True, exist_ok=True)
     objs = list(objects)
     total = 0
@@ -70,7 +78,7 @@ def stage_file_channel(
 
     def one(obj: ObjectRef) -> None:
         nonlocal total
-        _place(obj, store, dest / obj.rel_path, link_ok)
+        _place(obj, store, dest / obj.rel_path, link_ok, writable)
         with lock:
             total += obj.size
         if progress is not None:

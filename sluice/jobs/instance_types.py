@@ -1,9 +1,11 @@
 """SageMaker ML instance types: their sizes, and the per-job instance quotas sluice enforces.
 
-Why a table: a job's instance type decides how many CPUs and how much memory each of its instances may
-use, and SageMaker refuses a job that asks for more instances than the account's quota. sluice keeps both
-behaviours so a job that runs here also fits the managed service. Quotas default to a conservative copy of
-the service's defaults and are raised per type in ``[quotas]`` of ``$SLUICE_HOME/config.toml``.
+Why a table: an instance type names a size (vCPUs, memory), the resource request a cluster backend places,
+and SageMaker refuses a job that asks for more instances than the account's quota. On one machine the
+instances share it: sizes are not enforced as limits here (``SM_NUM_CPUS`` reports the type's vCPUs,
+capped at the machine's); quotas are, so a job that runs here also fits the managed service. Quotas
+default to a conservative copy of the service's defaults and are raised per type in ``[quotas]`` of
+``$SLUICE_HOME/config.toml``.
 
 GPU instance types are accepted for scheduling (their vCPU and memory sizes apply). Whether a GPU is
 actually visible to the job is the runtime's concern, not this table's; this module never refuses a GPU

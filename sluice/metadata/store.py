@@ -294,7 +294,11 @@ def _open(url: str, pid: int) -> MetadataStore:
         path = url[len("sqlite:///"):]
         if path and path != ":memory:":
             os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    engine = create_engine(url, future=True)
+    try:
+        engine = create_engine(url, future=True)
+    except ModuleNotFoundError as exc:
+        raise SpecError(f"the metadata URL {url.split('@')[-1]!r} needs the database driver {exc.name!r}, which is "
+                        "not installed; for PostgreSQL: pip install 'sluice[postgres]'.") from None
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     return MetadataStore(engine)

@@ -48,7 +48,7 @@ DEFAULT_ENVIRONMENT_NAME = "sluice-python"
 FRAMEWORK_ENVIRONMENTS: dict[str, tuple[tuple[str, ...], str]] = {
     "sklearn": (("scikit-learn", "pandas", "numpy"), "SageMaker scikit-learn framework image"),
     "xgboost": (("xgboost | xgboost-cpu", "pandas", "numpy", "scikit-learn"), "SageMaker XGBoost framework image"),
-    "pytorch": (("torch==2.13.0", "numpy"), "AWS Deep Learning Container for PyTorch (CPU)"),
+    "pytorch": (("torch", "numpy"), "AWS Deep Learning Container for PyTorch (CPU)"),
     "geospatial": (("rasterio", "numpy", "pillow"), "SageMaker geospatial processing image"),
     "tensorflow": (("tensorflow",), "AWS Deep Learning Container for TensorFlow"),
 }
@@ -128,7 +128,7 @@ class Environment:
         """Raise SpecError if the interpreter is missing or a declared requirement is not installed in it."""
         if not _is_executable(self.python):
             raise SpecError(
-                f"{self._origin()} runs on Python {self.python!r}, which does not exist or is not "
+                f"{self._origin()}, whose Python {self.python!r} does not exist or is not "
                 "executable. Fix 'python' for this image in [images] of your config.toml, or install "
                 "that interpreter."
             )

@@ -111,7 +111,7 @@ class InstanceRun:
 
     def __init__(self, task: InstanceTask, events: InstanceEvents | None = None) -> None:
         self.task = task
-        self.events = events or InstanceEvents()
+        self.events = _guarded(events or InstanceEvents())
         self._proc: subprocess.Popen[bytes] | None = None
         self._deliveries: list[Delivery] = []
         self._continuous: list[ContinuousUploader] = []
@@ -155,11 +155,12 @@ class InstanceRun:
         paths = [code.container_dir]
         target = None
         if code.install_package:
-            target = install_deps(code.python, [str(dest)], Path(code.deps_root), _tree_digest(dest))
+            target = install_deps(code.python, [str(dest)], Path(code.deps_root),
+                                  _tree_digest(dest, salt=code.python))
         elif (dest / "requirements.txt").is_file():
             reqs = dest / "requirements.txt"
             target = install_deps(code.python, ["-r", str(reqs)], Path(code.deps_root),
-                                  hashlib.sha256(reqs.read_bytes()).hexdigest()[:16])
+                                  hashlib.sha256(code.python.encode() + b"\0" + reqs.read_bytes()).hexdigest()[:16])
         if target is not None:
             paths.append(str(target))
         existing = self.task.env.get("PYTHONPATH")
@@ -199,13 +200,14 @@ class InstanceRun:
             argv, env = t.sandbox.wrap(list(t.argv), t.layout, {**t.env, **self._extra_env},
                                        read_only=read_only, isolate_network=t.isolate_network)
             self.events.on_state(t.host, "running")
-            with open(t.layout.log_path, "ab") as log:
+            with open(t.layout.log_path, "ab", buffering=0) as log:  # unbuffered: `logs --follow` sees lines live
                 with self._lock:
                     if self._stopped.is_set():
                         return self._finish(InstanceResult(t.host, None, error="stopped before start"))
                     self._proc = subprocess.Popen(
                         argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                         env=env, cwd=str(t.layout.root), start_new_session=True,
+                        preexec_fn=_default_sigint if signal.getsignal(signal.SIGINT) is signal.SIG_IGN else None,
                     )
                 assert self._proc.stdout is not None
                 for raw in self._proc.stdout:
@@ -218,8 +220,9 @@ class InstanceRun:
             return self._finish(
                 InstanceResult(t.host, code, t.layout.read_message(), list(tail), "; ".join(errors) or None)
             )
-        except Exception as exc:  # staging or launch failed: a platform error, reported on the job
-            return self._finish(InstanceResult(t.host, None, t.layout.read_message(), list(tail), f"{exc}"))
+        except BaseException as exc:  # staging or launch failed: a platform error, reported on the job
+            self.stop()
+            return self._finish(InstanceResult(t.host, None, t.layout.read_message(), list(tail), f"{exc!r}"))
 
     def _finish(self, result: InstanceResult) -> InstanceResult:
         for delivery in self._deliveries:
@@ -247,7 +250,8 @@ class InstanceRun:
                 os.killpg(proc.pid, signal.SIGKILL)
 
     def upload_outputs(self, success: bool) -> None:
-        """After the job's outcome is known: EndOfJob outputs go up only on success; Continuous ones flush."""
+        """After the job's outcome is known: EndOfJob outputs go up only on success (or, with
+        ``upload_on_failure``, whatever the outcome); Continuous ones flush."""
         t = self.task
         if self._checkpoints is not None:
             self._checkpoints.finish()  # checkpoints are kept whatever the outcome: that is their point
@@ -256,10 +260,8 @@ class InstanceRun:
                 uploader.finish()
             else:
                 uploader.cancel()
-        if not success:
-            return
         for out in t.outputs:
-            if out.upload_mode is UploadMode.END_OF_JOB:
+            if out.upload_mode is UploadMode.END_OF_JOB and (success or out.upload_on_failure):
                 upload_output(out, t.layout.host_path(out.local_path), t.store)
 
     def continuous_errors(self) -> list[str]:
@@ -267,8 +269,33 @@ class InstanceRun:
         return [f"Continuous upload of {u.spec.name!r}: {u.error}" for u in uploaders if u.error]
 
 
-def _tree_digest(root: Path) -> str:
-    h = hashlib.sha256()
+def _guarded(events: InstanceEvents) -> InstanceEvents:
+    """The same observers, except that one which fails (rich raising SystemExit on a closed terminal) is
+    silenced instead of killing the instance: watching a job must never break it."""
+    broken = threading.Event()
+
+    def guard(fn: Callable[..., None]) -> Callable[..., None]:
+        def call(*args: Any) -> None:
+            if broken.is_set():
+                return
+            try:
+                fn(*args)
+            except BaseException:
+                broken.set()
+        return call
+
+    return InstanceEvents(on_staged=guard(events.on_staged), on_line=guard(events.on_line),
+                          on_state=guard(events.on_state))
+
+
+def _default_sigint() -> None:
+    """In the child: restore SIGINT, which a driver started in the background (``cmd &``) inherits as ignored,
+    so stop and timeout can interrupt the script as the contract says. Runs only in that case."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def _tree_digest(root: Path, salt: str = "") -> str:
+    h = hashlib.sha256(salt.encode() + b"\0")
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
         h.update(path.relative_to(root).as_posix().encode())
         h.update(path.read_bytes())
@@ -303,12 +330,17 @@ def install_deps(python: str, pip_args: list[str], deps_root: Path, digest: str)
     return target
 
 
-def make_python_shims(bin_dir: Path, python: str) -> Path:
-    """A directory with ``python`` and ``python3`` pointing at ``python``, put first on the PATH."""
+def make_python_shims(envs_root: Path, env_name: str, python: str) -> Path:
+    """A directory with ``python`` and ``python3`` pointing at ``python``, put first on the PATH.
+
+    Keyed by the environment's name *and* interpreter, so remapping an image to another interpreter (or
+    two images sharing a name) never runs on a stale link.
+    """
+    bin_dir = envs_root / f"{env_name}-{hashlib.sha256(python.encode()).hexdigest()[:12]}" / "bin"
     bin_dir.mkdir(parents=True, exist_ok=True)
     for name in ("python", "python3"):
         link = bin_dir / name
-        if not link.exists():
+        if not link.is_symlink():
             with contextlib.suppress(FileExistsError):  # another job made it first
                 link.symlink_to(python)
     return bin_dir

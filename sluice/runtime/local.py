@@ -31,7 +31,7 @@ class _LocalHandle(InstanceHandle):
     def wait(self, timeout: float | None = None) -> InstanceResult | None:
         if not self.done.wait(timeout):
             return None
-        return self.run.result
+        return self.run.result or InstanceResult(self.host, None, error="the instance's thread ended without a result")
 
     def stop(self) -> None:
         self.run.stop()

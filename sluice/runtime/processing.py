@@ -61,7 +61,7 @@ def start_processing_job(
     root = job_dir(config.jobs_root, spec.name)
     record = describe_processing_job(spec, str(JobStatus.IN_PROGRESS))
     job_config = processing_job_config(record)
-    shims = make_python_shims(config.home / "envs" / environment.name / "bin", environment.python)
+    shims = make_python_shims(config.home / "envs", environment.name, environment.python)
     base_env = dict(os.environ)
     base_env["PATH"] = f"{shims}{os.pathsep}{base_env.get('PATH', '')}"
     base_env.setdefault("PYTHONUNBUFFERED", "1")

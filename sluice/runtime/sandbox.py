@@ -65,11 +65,15 @@ class Sandbox:
         root = str(layout.root)
         env = {k: _OPT_ML.sub(root, v) if CONTAINER_ROOT in v else v for k, v in env.items()}
         env.update(SAGEMAKER_BASE_DIR=root, SLUICE_OPT_ML=root)
-        return [layout.rewrite(a) for a in argv], env
+        # Without bwrap's --die-with-parent, setpriv gives the same guarantee: the script dies with its driver.
+        guard = [_SETPRIV, "--pdeathsig", "KILL", "--"] if _SETPRIV else []
+        return guard + [layout.rewrite(a) for a in argv], env
 
 
 #: ``/opt/ml`` as a whole path component, inside plain values and JSON alike (SM_TRAINING_ENV).
 _OPT_ML = re.compile(r"/opt/ml(?=/|\"|'|:|,|$)")
+
+_SETPRIV = shutil.which("setpriv")
 
 _lock = threading.Lock()
 _probed: dict[str, Sandbox] = {}

@@ -173,7 +173,7 @@ def start_training_job(
                     "network. Install bubblewrap to isolate it.", spec.name)
     root = job_dir(config.jobs_root, spec.name)
     record = describe_training_job(spec, str(JobStatus.IN_PROGRESS), **(record_extras or {}))
-    shims = make_python_shims(config.home / "envs" / environment.name / "bin", environment.python)
+    shims = make_python_shims(config.home / "envs", environment.name, environment.python)
     base_env = dict(os.environ)
     base_env["PATH"] = f"{shims}{os.pathsep}{base_env.get('PATH', '')}"
     base_env.setdefault("PYTHONUNBUFFERED", "1")

@@ -2,7 +2,9 @@
 
 Objects are immutable files (mode 0444) written to a scratch file and renamed into place, so a reader
 never sees half an object and a put never changes bytes another holder of the old file still reads.
-That immutability is what makes zero-copy staging by hard link safe (see :mod:`sluice.channels.staging`).
+When sluice runs as root, objects are also owned by ``nobody``: a sandboxed script (root without
+capabilities) is then not their owner, so it can neither write nor ``chmod`` a hard link to one. That
+is what makes zero-copy staging by hard link safe (see :mod:`sluice.channels.staging`).
 
 The etag is a version tag (size, modification time and inode), not an MD5: it changes whenever an
 object is replaced, which is what callers compare it for.
@@ -10,6 +12,7 @@ object is replaced, which is what callers compare it for.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -23,6 +26,8 @@ from sluice.storage.base import ObjectInfo, ObjectStore, atomic_target
 __all__ = ["LocalStore"]
 
 _TMP = ".sluice-tmp"
+_NOBODY = 65534
+_AS_ROOT = os.geteuid() == 0
 
 
 class LocalStore(ObjectStore):
@@ -105,6 +110,9 @@ class LocalStore(ObjectStore):
                 else:
                     shutil.copyfileobj(data, out, 1 << 20)
             os.chmod(tmp, 0o444)
+            if _AS_ROOT:
+                with contextlib.suppress(OSError):
+                    os.chown(tmp, _NOBODY, _NOBODY)
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
             except (FileExistsError, NotADirectoryError):
