@@ -106,8 +106,9 @@ class ProcessingJob:
         return self.sagemaker_session.describe_processing_job(self.job_name)
 
     def wait(self, logs: bool = True) -> None:
-        """Block until the job ends; raise if it did not complete (a ``Stopped`` job only warns)."""
-        if logs and self.job_name not in _running_names():
+        """Block until the job ends, printing its logs unless a live display already shows them; raise if
+        it did not complete (a ``Stopped`` job only warns)."""
+        if logs and not _shown_live(self.job_name):
             self.sagemaker_session.logs_for_processing_job(self.job_name, wait=True)
         self.sagemaker_session.wait_for_processing_job(self.job_name)
 
@@ -118,10 +119,12 @@ class ProcessingJob:
         self.sagemaker_session.logs_for_processing_job(self.job_name, wait=wait)
 
 
-def _running_names() -> set[str]:
+def _shown_live(job_name: str) -> bool:
+    """Whether this process is already streaming the job's logs to the terminal (``run(logs=True)``)."""
     from sluice.session import _RUNNING
 
-    return set(_RUNNING)
+    running = _RUNNING.get(job_name)
+    return running is not None and running.display is not None
 
 
 class Processor:

@@ -314,3 +314,18 @@ def test_without_a_sandbox_a_dead_driver_takes_its_scripts_with_it(sluice_home, 
     listed = subprocess.run([sys.executable, "-m", "sluice.cli", "jobs", "list", "--json"], capture_output=True,
                             text=True, env=os.environ.copy(), check=True).stdout
     assert json.loads(listed)[0]["Status"] == "Failed"  # listing notices the dead driver too
+
+
+def test_wait_prints_the_logs_of_a_job_started_without_waiting(sess, tmp_path, capsys):
+    code = write(tmp_path / "hello.py", "print('hello from a background job')\n")
+    proc = processor(sess)
+    proc.run(code=str(code), wait=False, logs=False)
+    proc.jobs[-1].wait(logs=True)
+    assert "[algo-1] hello from a background job" in capsys.readouterr().out
+
+
+def test_a_misspelt_config_section_is_refused(sluice_home):
+    (sluice_home / "config.toml").write_text('[storge]\nendpoint_url = "http://127.0.0.1:9"\n')
+    sluice.config.reset_config()
+    with pytest.raises(sluice.errors.SpecError, match=r"unknown section\(s\) \[storge\]"):
+        sluice.Session()
