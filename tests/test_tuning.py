@@ -62,7 +62,16 @@ TRIAL_SCRIPT = textwrap.dedent(
             print(f"score={base + (step if a.kind != 'bad' else 0):.1f}", flush=True)
             time.sleep(pause)
     else:
-        time.sleep(a.work)
+        wait_for = int(os.environ.get("WAIT_FOR_ENDS", "0"))
+        if a.work >= 1.0 and wait_for:  # the slow trial: hold the slot until the others have ended (or 60 s)
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                lines = open(os.environ["EVENT_LOG"]).read().split("\n")
+                if sum(line.startswith("end ") for line in lines) >= wait_for:
+                    break
+                time.sleep(0.01)
+        else:
+            time.sleep(a.work)
         if a.kind != "silent":
             print(f"loss=1.0 score={-(a.x - 2) ** 2 - (a.y - 1) ** 2:.6f}")
     event("end")
@@ -182,7 +191,9 @@ def test_max_parallel_jobs_trials_really_run_at_once_and_the_best_is_the_argmax(
 
 def test_a_new_trial_starts_as_soon_as_one_ends(sess, src, tmp_path):
     events = tmp_path / "events.log"
-    est = estimator(sess, src, environment={"EVENT_LOG": str(events)})
+    # The slow trial holds its slot until the three others have ended: if the scheduler did not start trials
+    # 3 and 4 in the slot trial 1 freed, they could not end first and the assertion below fails.
+    est = estimator(sess, src, environment={"EVENT_LOG": str(events), "WAIT_FOR_ENDS": "3"})
     tuner = HyperparameterTuner(est, "score", {"work": CategoricalParameter([0.1, 1.5, 0.2, 0.3])}, strategy="Grid",
                                 max_parallel_jobs=2)
     tuner.fit()
