@@ -66,7 +66,7 @@ TRIAL_SCRIPT = textwrap.dedent(
         if a.work >= 1.0 and wait_for:  # the slow trial: hold the slot until the others have ended (or 60 s)
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:
-                lines = open(os.environ["EVENT_LOG"]).read().split("\n")
+                lines = open(os.environ["EVENT_LOG"]).read().splitlines()
                 if sum(line.startswith("end ") for line in lines) >= wait_for:
                     break
                 time.sleep(0.01)
