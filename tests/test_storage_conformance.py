@@ -591,7 +591,6 @@ class TestS3Store(StoreContract):
             "download": lambda: store.download_file(BUCKET, "k", tmp_path / "dest" / "out"),
             "copy": lambda: store.copy(BUCKET, "k", BUCKET, "k2"),
         }
-        started = time.monotonic()
         for op, call in calls.items():
             with pytest.raises(StorageError) as caught:
                 call()
@@ -600,7 +599,6 @@ class TestS3Store(StoreContract):
             assert op in str(caught.value), op
             assert caught.value.__cause__ is not None, op  # the original is chained for debugging
         assert _files_under(tmp_path) == ["src"]
-        assert time.monotonic() - started < 30
 
     def test_a_refused_request_raises_storage_error_saying_why_not_botocore(
         self, store: S3Store, bucket: str, tmp_path: Path
