@@ -1,0 +1,317 @@
+"""``sluice.workflow.function_step``: the ``@step`` decorator, a Python function as a pipeline step.
+
+Calling a decorated function records the call and returns a :class:`DelayedReturn` instead of running it;
+passing one call's result to another makes the second depend on the first::
+
+    @step(instance_type="ml.m5.xlarge")
+    def prepare(n: int) -> list: ...
+
+    @step
+    def total(xs: list) -> int: ...
+
+    pipeline = Pipeline(name="p", steps=[total(prepare(3))])   # both steps; prepare first
+
+In the definition a function step is a ``Training`` step shaped as the SDK's remote-function job
+(contract 5.6): entrypoint ``/bin/bash /opt/ml/input/data/sagemaker_remote_function_bootstrap/job_driver.sh``,
+container arguments naming the S3 base, the step and ``--property_references`` for pipeline-variable
+arguments, and the result at ``<OutputDataConfig.S3OutputPath>/results.json`` under ``"Result"``, read back
+with ``Std:JsonGet`` on an ``S3Uri``. While ``definition()`` compiles, the function and its arguments are
+pickled (cloudpickle when installed) to ``<s3 base>/<step>/<build time>/{function,arguments}/payload.pkl``;
+pipeline variables among the arguments are stored as :class:`PipelineVariableRef` / :class:`DelayedReturnRef`
+placeholders for the executor to fill in. Running the step is the executor's work (not built yet).
+"""
+
+from __future__ import annotations
+
+import functools
+import pickle
+import re
+import sys
+import typing
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sluice.errors import PipelineError
+from sluice.workflow.entities import PipelineVariable, RequestType, serialize
+from sluice.workflow.execution_variables import ExecutionVariable, ExecutionVariables
+from sluice.workflow.functions import Join, JsonGet
+from sluice.workflow.graph import StepType
+from sluice.workflow.parameters import Parameter
+from sluice.workflow.properties import Properties
+from sluice.workflow.retry import RetryPolicy
+from sluice.workflow.step_outputs import StepOutput
+from sluice.workflow.steps import ConfigurableRetryStep
+from sluice.workflow.utilities import load_step_compilation_context, trim_request_dict
+
+__all__ = ["DelayedReturn", "DelayedReturnRef", "PipelineVariableRef", "step"]
+
+RUNTIME_SCRIPTS_CHANNEL_NAME = "sagemaker_remote_function_bootstrap"
+ENTRYPOINT_SCRIPT_NAME = "job_driver.sh"
+RESULTS_FOLDER = "results"
+JSON_RESULTS_FILE = "results.json"
+JSON_SERIALIZED_RESULT_KEY = "Result"
+CONTAINER_ENTRYPOINT = ["/bin/bash", f"/opt/ml/input/data/{RUNTIME_SCRIPTS_CHANNEL_NAME}/{ENTRYPOINT_SCRIPT_NAME}"]
+
+
+@dataclass(frozen=True)
+class PipelineVariableRef:
+    """A pipeline variable among a function step's pickled arguments: its expression, resolved at execution."""
+
+    expr: Any
+
+
+@dataclass(frozen=True)
+class DelayedReturnRef:
+    """Another function step's result among the pickled arguments: the step and the ``[key]`` path into it."""
+
+    step_name: str
+    reference_path: tuple[Any, ...] = ()
+
+
+def _dumps(obj: Any) -> bytes:
+    try:
+        import cloudpickle
+    except ImportError:  # pragma: no cover - cloudpickle is usual but optional
+        return pickle.dumps(obj)
+    return bytes(cloudpickle.dumps(obj))
+
+
+class _FunctionStep(ConfigurableRetryStep):
+    """The step behind a ``@step`` call: the function, its arguments and the job settings."""
+
+    def __init__(self, name: str, display_name: str | None, description: str | None,
+                 retry_policies: list[RetryPolicy] | None = None, depends_on: list[Any] | None = None,
+                 func: Callable[..., Any] | None = None, func_args: tuple[Any, ...] = (),
+                 func_kwargs: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        super().__init__(name, StepType.TRAINING, display_name, description, depends_on, retry_policies)
+        self._func = func
+        self._func_args = func_args
+        self._func_kwargs = dict(func_kwargs or {})
+        self._step_kwargs = kwargs
+
+    @property
+    def func(self) -> Callable[..., Any] | None:
+        return self._func
+
+    @property
+    def func_args(self) -> tuple[Any, ...]:
+        return self._func_args
+
+    @property
+    def func_kwargs(self) -> dict[str, Any]:
+        return self._func_kwargs
+
+    @property  # type: ignore[override]
+    def depends_on(self) -> list[Any] | None:
+        return self._depends_on
+
+    @depends_on.setter
+    def depends_on(self, value: list[Any] | None) -> None:
+        raise PipelineError("Cannot set depends_on for a @step function step; use add_depends_on to extend it.")
+
+    @property
+    def properties(self) -> Any:
+        raise NotImplementedError("Properties attribute is not supported for a @step function step; use its return "
+                                  "value (a DelayedReturn) instead.")
+
+    def _session(self) -> Any:
+        ctx = load_step_compilation_context()
+        if ctx is not None and ctx.sagemaker_session is not None:
+            return ctx.sagemaker_session
+        from sluice.session import Session
+
+        return Session()
+
+    def s3_root_uri(self) -> str:
+        """``s3_root_uri`` as given, or ``s3://<default bucket>[/<prefix>]``."""
+        given = self._step_kwargs.get("s3_root_uri")
+        if given:
+            return str(given).rstrip("/")
+        sess = self._session()
+        prefix = f"/{sess.default_bucket_prefix}" if sess.default_bucket_prefix else ""
+        return f"s3://{sess.default_bucket()}{prefix}"
+
+    @property
+    def arguments(self) -> RequestType:
+        ctx = load_step_compilation_context()
+        sess = self._session()
+        settings = self._step_kwargs
+        s3_base = f"{self.s3_root_uri()}/{ctx.pipeline_name}" if ctx else self.s3_root_uri()
+        build_time = ctx.pipeline_build_time if ctx else "standalone"
+        self._store_payload(sess, f"{s3_base}/{self.name}/{build_time}")
+        container_args: list[Any] = ["--s3_base_uri", s3_base, "--region", sess.boto_region_name,
+                                     "--client_python_version", f"{sys.version_info.major}.{sys.version_info.minor}"]
+        if settings.get("job_conda_env"):
+            container_args += ["--job_conda_env", settings["job_conda_env"]]
+        container_args += ["--pipeline_step_name", self.name,
+                           "--pipeline_execution_id", ExecutionVariables.PIPELINE_EXECUTION_ID,
+                           "--func_step_s3_dir", build_time, "--property_references",
+                           ExecutionVariables.PIPELINE_EXECUTION_ID.expr["Get"],
+                           ExecutionVariables.PIPELINE_EXECUTION_ID.to_string()]
+        for arg in (*self._func_args, *self._func_kwargs.values()):
+            if isinstance(arg, Parameter | ExecutionVariable | Properties):
+                container_args += [arg.expr["Get"], arg.to_string()]
+            elif isinstance(arg, DelayedReturn):
+                uri = Properties.for_step_type(arg._step.name, "Training").OutputDataConfig.S3OutputPath
+                container_args += [uri.expr["Get"], uri.to_string()]
+        from sluice.session import get_execution_role
+
+        stopping: dict[str, Any] = {"MaxRuntimeInSeconds": settings.get("max_runtime_in_seconds", 24 * 60 * 60)}
+        if settings.get("max_wait_time_in_seconds") is not None:
+            stopping["MaxWaitTimeInSeconds"] = settings["max_wait_time_in_seconds"]
+        request: dict[str, Any] = {
+            "TrainingJobName": settings.get("job_name_prefix") or _job_name_prefix(self._func),
+            "RoleArn": settings.get("role") or get_execution_role(),
+            "StoppingCondition": stopping,
+            "RetryStrategy": {"MaximumRetryAttempts": settings.get("max_retry_attempts", 1)},
+        }
+        if settings.get("tags"):
+            request["Tags"] = settings["tags"]
+        request["InputDataConfig"] = [{"ChannelName": RUNTIME_SCRIPTS_CHANNEL_NAME, "DataSource": {"S3DataSource": {
+            "S3Uri": f"{s3_base}/{RUNTIME_SCRIPTS_CHANNEL_NAME}", "S3DataType": "S3Prefix"}}}]
+        output_path: Any = (Join(on="/", values=[s3_base, ExecutionVariables.PIPELINE_EXECUTION_ID, self.name,
+                                                 RESULTS_FOLDER]) if ctx else s3_base)
+        request["OutputDataConfig"] = {"S3OutputPath": output_path}
+        request["AlgorithmSpecification"] = {"TrainingImage": settings.get("image_uri") or "local",
+                                             "TrainingInputMode": "File", "ContainerEntrypoint": CONTAINER_ENTRYPOINT,
+                                             "ContainerArguments": container_args}
+        resources: dict[str, Any] = {"VolumeSizeInGB": settings.get("volume_size", 30),
+                                     "InstanceCount": settings.get("instance_count", 1),
+                                     "InstanceType": settings.get("instance_type") or "local"}
+        if settings.get("keep_alive_period_in_seconds"):
+            resources["KeepAlivePeriodInSeconds"] = settings["keep_alive_period_in_seconds"]
+        request["ResourceConfig"] = resources
+        if settings.get("encrypt_inter_container_traffic") is not None:
+            request["EnableInterContainerTrafficEncryption"] = settings["encrypt_inter_container_traffic"]
+        if settings.get("subnets") or settings.get("security_group_ids"):
+            request["VpcConfig"] = {"Subnets": settings.get("subnets") or [],
+                                    "SecurityGroupIds": settings.get("security_group_ids") or []}
+        request["EnableManagedSpotTraining"] = bool(settings.get("use_spot_instances", False))
+        request["Environment"] = dict(settings.get("environment_variables") or {})
+        return trim_request_dict(request, "TrainingJobName", ctx)
+
+    def _store_payload(self, sess: Any, prefix: str) -> None:
+        """Pickle the function and its arguments where the executor will look for them."""
+        from sluice.storage import S3Uri
+
+        for part, obj in (("function", self._func), ("arguments", (_to_refs(self._func_args),
+                                                                   _to_refs(self._func_kwargs)))):
+            try:
+                body = _dumps(obj)
+            except Exception as exc:
+                raise PipelineError(f"@step {self.name!r}: its {part} cannot be pickled ({exc}); define the function "
+                                    "at module level and pass picklable arguments.") from None
+            target = S3Uri.parse(f"{prefix}/{part}/payload.pkl")
+            if not sess.store.bucket_exists(target.bucket):
+                sess.store.create_bucket(target.bucket)
+            sess.upload_string_as_file_body(body, target.bucket, target.key)
+
+
+def _job_name_prefix(func: Callable[..., Any] | None) -> str:
+    name = getattr(func, "__name__", "function")
+    name = re.sub(r"^[^a-zA-Z0-9]+", "", name)
+    return re.sub(r"[^a-zA-Z0-9-]", "-", name) or "function"
+
+
+def _to_refs(value: Any) -> Any:
+    """``value`` with pipeline variables replaced by placeholders that pickle (the executor resolves them)."""
+    if isinstance(value, DelayedReturn):
+        return DelayedReturnRef(value._step.name, value._reference_path)
+    if isinstance(value, PipelineVariable):
+        return PipelineVariableRef(serialize(value))
+    if isinstance(value, Mapping):
+        return {k: _to_refs(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_to_refs(v) for v in value)
+    return value
+
+
+class DelayedReturn(StepOutput):
+    """The return value of a ``@step`` call; ``[i]`` / ``['key']`` reach inside it."""
+
+    def __init__(self, function_step: _FunctionStep, reference_path: tuple[Any, ...] = ()) -> None:
+        super().__init__(function_step)
+        self._reference_path = reference_path
+
+    def __getitem__(self, key: Any) -> DelayedReturn:
+        return DelayedReturn(self._step, (*self._reference_path, ("__getitem__", key)))
+
+    def _json_path(self) -> str:
+        path = JSON_SERIALIZED_RESULT_KEY
+        for _, key in self._reference_path:
+            path += f"[{key}]" if isinstance(key, int) else f"['{key}']"
+        return path
+
+    def _to_json_get(self) -> JsonGet:
+        root = self._step.s3_root_uri()
+        uri = Join(on="/", values=[root, ExecutionVariables.PIPELINE_NAME, ExecutionVariables.PIPELINE_EXECUTION_ID,
+                                   self._step.name, RESULTS_FOLDER, JSON_RESULTS_FILE])
+        return JsonGet(s3_uri=uri, json_path=self._json_path(), step=self._step)
+
+    @property
+    def expr(self) -> dict[str, Any]:
+        return self._to_json_get().expr
+
+
+class _DelayedSequence(DelayedReturn):
+    """A ``@step`` result typed as a tuple or list: indexed by position only."""
+
+    def __getitem__(self, key: Any) -> DelayedReturn:
+        if not isinstance(key, int):
+            raise TypeError(f"Expected an integer, got {key!r}")
+        return DelayedReturn(self._step, (*self._reference_path, ("__getitem__", key)))
+
+
+def _delayed_return(function_step: _FunctionStep, hint: Any) -> DelayedReturn:
+    origin = typing.get_origin(hint)
+    if hint in (tuple, list) or origin in (tuple, list):
+        return _DelayedSequence(function_step)
+    return DelayedReturn(function_step)
+
+
+def step(_func: Callable[..., Any] | None = None, *, name: str | None = None, display_name: str | None = None,
+         description: str | None = None, retry_policies: list[RetryPolicy] | None = None,
+         dependencies: str | None = None, pre_execution_commands: list[str] | None = None,
+         pre_execution_script: str | None = None, environment_variables: dict[str, Any] | None = None,
+         image_uri: Any = None, instance_count: Any = 1, instance_type: Any = None, job_conda_env: Any = None,
+         job_name_prefix: str | None = None, keep_alive_period_in_seconds: Any = 0, max_retry_attempts: Any = 1,
+         max_runtime_in_seconds: Any = 24 * 60 * 60, role: str | None = None, security_group_ids: Any = None,
+         subnets: Any = None, tags: Any = None, volume_kms_key: Any = None, volume_size: Any = 30,
+         encrypt_inter_container_traffic: Any = None, spark_config: Any = None, use_spot_instances: Any = False,
+         max_wait_time_in_seconds: Any = None, s3_root_uri: str | None = None) -> Any:
+    """Turn a function into a pipeline step: calling it returns a :class:`DelayedReturn` (nothing runs)."""
+    if spark_config is not None:
+        raise PipelineError("@step(spark_config=...) needs Spark, which sluice does not run.")
+    settings = {k: v for k, v in {
+        "dependencies": dependencies, "pre_execution_commands": pre_execution_commands,
+        "pre_execution_script": pre_execution_script, "environment_variables": environment_variables,
+        "image_uri": image_uri, "instance_count": instance_count, "instance_type": instance_type,
+        "job_conda_env": job_conda_env, "job_name_prefix": job_name_prefix,
+        "keep_alive_period_in_seconds": keep_alive_period_in_seconds, "max_retry_attempts": max_retry_attempts,
+        "max_runtime_in_seconds": max_runtime_in_seconds, "role": role, "security_group_ids": security_group_ids,
+        "subnets": subnets, "tags": tags, "volume_kms_key": volume_kms_key, "volume_size": volume_size,
+        "encrypt_inter_container_traffic": encrypt_inter_container_traffic,
+        "use_spot_instances": use_spot_instances, "max_wait_time_in_seconds": max_wait_time_in_seconds,
+        "s3_root_uri": s3_root_uri}.items() if v is not None}
+
+    def decorator(func: Callable[..., Any]) -> Callable[..., DelayedReturn]:
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> DelayedReturn:
+            upstream: dict[int, Any] = {}
+            for arg in (*args, *kwargs.values()):
+                if isinstance(arg, DelayedReturn):
+                    upstream[id(arg._step)] = arg._step
+            step_name = name or f"{_job_name_prefix(func)}-{uuid.uuid4().hex[:8]}"
+            function_step = _FunctionStep(step_name, display_name, description, retry_policies,
+                                          list(upstream.values()) or None, func, args, kwargs, **settings)
+            try:
+                hint = typing.get_type_hints(func).get("return")
+            except Exception:  # unresolvable annotations: treat the result as any value
+                hint = None
+            return _delayed_return(function_step, hint)
+
+        return wrapper
+
+    return decorator(_func) if _func is not None else decorator

@@ -1,0 +1,319 @@
+"""``sluice.workflow.pipeline``: ``Pipeline``, its definition JSON in both directions (SDK ``pipeline.py``).
+
+``Pipeline.definition()`` compiles every step (running the facade calls recorded under a PipelineSession),
+then parses and validates the result exactly as an imported definition would be, so a definition sluice
+emits is one it would accept, and it returns the ``2020-12-01`` JSON the SDK emits::
+
+    {"Version": "2020-12-01", "Metadata": {}, "Parameters": [...],
+     "PipelineExperimentConfig": {"ExperimentName": {"Get": "Execution.PipelineName"},
+                                  "TrialName": {"Get": "Execution.PipelineExecutionId"}},
+     "Steps": [...]}
+
+``Pipeline.from_definition(text)`` reads any SDK-produced definition into a Pipeline whose steps re-emit
+the definition as it was; ``Pipeline.compile()`` gives the parsed model the executor will consume
+(:class:`sluice.workflow.graph.PipelineDefinition`). Running pipelines is not built yet: ``create``,
+``upsert`` and ``start`` say so.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import json
+import re
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from sluice.errors import PipelineError
+from sluice.workflow.entities import Entity, serialize
+from sluice.workflow.execution_variables import ExecutionVariables
+from sluice.workflow.graph import (
+    DEFINITION_VERSION,
+    ParameterSpec,
+    ParameterType,
+    PipelineDefinition,
+    PipelineGraph,
+    emit_step,
+    parse_definition,
+)
+from sluice.workflow.parallelism_config import ParallelismConfiguration
+from sluice.workflow.parameters import (
+    Parameter,
+    ParameterBoolean,
+    ParameterFloat,
+    ParameterInteger,
+    ParameterString,
+)
+from sluice.workflow.pipeline_definition_config import PipelineDefinitionConfig
+from sluice.workflow.pipeline_experiment_config import PipelineExperimentConfig
+from sluice.workflow.properties import Properties
+from sluice.workflow.step_collections import StepCollection
+from sluice.workflow.step_outputs import StepOutput
+from sluice.workflow.steps import Step, compile_step
+from sluice.workflow.utilities import StepCompilationContext, step_compilation_context
+from sluice.workflow.validation import validate_definition
+
+__all__ = ["Pipeline"]
+
+_PIPELINE_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,255}")
+_DEFAULT = object()
+
+
+def _default_experiment_config() -> PipelineExperimentConfig:
+    return PipelineExperimentConfig(ExecutionVariables.PIPELINE_NAME, ExecutionVariables.PIPELINE_EXECUTION_ID)
+
+
+class Pipeline:
+    """A named pipeline of parameters and steps (SDK ``sagemaker.workflow.pipeline.Pipeline``).
+
+    Refused here, when the pipeline is made: a bad pipeline name, two parameters with one name, and a step
+    name used twice anywhere (condition branches and step collections included). Everything else is
+    checked by :meth:`definition` before any JSON comes out.
+    """
+
+    def __init__(self, name: str = "", parameters: list[Parameter] | None = None,
+                 pipeline_experiment_config: PipelineExperimentConfig | Any | None = _DEFAULT,
+                 steps: list[Any] | None = None, sagemaker_session: Any = None,
+                 pipeline_definition_config: PipelineDefinitionConfig | None = None,
+                 parallelism_config: ParallelismConfiguration | None = None) -> None:
+        if not isinstance(name, str) or not _PIPELINE_NAME.fullmatch(name):
+            raise PipelineError(f"pipeline name {name!r} is not allowed: 1-256 letters, digits and hyphens, starting "
+                                "and ending with a letter or digit.")
+        if parallelism_config is not None and not isinstance(parallelism_config, ParallelismConfiguration):
+            raise PipelineError(f"parallelism_config takes a ParallelismConfiguration, not {parallelism_config!r}.")
+        self.name = name
+        self.parameters: list[Parameter] = list(parameters or [])
+        self.steps: list[Any] = list(steps or [])
+        self.sagemaker_session = sagemaker_session
+        self.pipeline_experiment_config = (_default_experiment_config() if pipeline_experiment_config is _DEFAULT
+                                           else pipeline_experiment_config)
+        self.pipeline_definition_config = pipeline_definition_config or PipelineDefinitionConfig()
+        self.parallelism_config = parallelism_config
+        self._version = DEFINITION_VERSION
+        self._metadata: dict[str, Any] = {}
+        self._extra: dict[str, Any] = {}
+        self._emit_experiment_config = True
+        self._check_names()
+
+    # ---- construction checks -----------------------------------------------------------------------------
+    def _check_names(self) -> None:
+        seen: dict[str, str] = {}
+        for p in self.parameters:
+            if not isinstance(p, Parameter):
+                raise PipelineError(f"parameters takes ParameterString/Integer/Float/Boolean objects, not {p!r}.")
+            if p.name in seen:
+                raise PipelineError(f"parameter name {p.name!r} is used twice; parameter names must be unique.")
+            seen[p.name] = "parameter"
+        where: dict[str, str] = {}
+        for name, location in _step_names(self._resolved_steps()):
+            if name in where:
+                raise PipelineError(f"step name {name!r} is used twice ({where[name]} and {location}). Pipeline steps "
+                                    "cannot have duplicate names, and steps in a ConditionStep's branches must not "
+                                    "also be listed in the pipeline's steps.")
+            where[name] = location
+
+    def _resolved_steps(self) -> list[Any]:
+        """The top-level steps: @step results become their steps, and unlisted upstream @step steps come first."""
+        from sluice.workflow.function_step import _FunctionStep
+
+        listed = [s._step if isinstance(s, StepOutput) else s for s in self.steps]
+        present = {id(s) for s in _all_objects(listed)}
+        implicit: list[Any] = []
+
+        def visit(obj: Any) -> None:
+            for dep in (obj.depends_on or []) if isinstance(obj, Step) else []:
+                dep = dep._step if isinstance(dep, StepOutput) else dep
+                if isinstance(dep, _FunctionStep) and id(dep) not in present:
+                    present.add(id(dep))
+                    visit(dep)
+                    implicit.append(dep)
+            for out in _condition_outputs(obj):
+                if isinstance(out._step, _FunctionStep) and id(out._step) not in present:
+                    present.add(id(out._step))
+                    visit(out._step)
+                    implicit.append(out._step)
+
+        for obj in list(_all_objects(listed)):
+            visit(obj)
+        return [*implicit, *listed]
+
+    # ---- the definition ------------------------------------------------------------------------------------
+    def _compile(self) -> tuple[dict[str, Any], PipelineDefinition]:
+        steps = self._resolved_steps()
+        step_map = {getattr(o, "name", None): o for o in _all_objects(steps)}
+        build_time = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H-%M-%S-%f")[:-3] + "Z"
+        ctx = StepCompilationContext(self.name, "", self.sagemaker_session, self.pipeline_definition_config,
+                                     build_time, step_map)
+        with step_compilation_context(ctx):
+            compiled = [d for s in steps for d in compile_step(s)]
+        request: dict[str, Any] = {"Version": self._version, "Metadata": dict(self._metadata),
+                                   "Parameters": [p.to_request() for p in self.parameters]}
+        if self._emit_experiment_config:
+            cfg = self.pipeline_experiment_config
+            request["PipelineExperimentConfig"] = cfg.to_request() if cfg is not None else None
+        request["Steps"] = compiled
+        request.update(self._extra)
+        data = serialize(request)
+        _check_json(data, "")
+        parsed = parse_definition(data)
+        validate_definition(parsed)
+        return data, parsed
+
+    def definition(self) -> str:
+        """The pipeline definition JSON (``Version 2020-12-01``), validated; nothing runs."""
+        data, _ = self._compile()
+        return json.dumps(data)
+
+    def compile(self) -> PipelineDefinition:
+        """The parsed, validated model of this pipeline: the graph the executor consumes."""
+        return self._compile()[1]
+
+    @classmethod
+    def from_definition(cls, definition: str | bytes | Mapping[str, Any], sagemaker_session: Any = None,
+                        name: str = "pipeline", **kwargs: Any) -> Pipeline:
+        """A Pipeline from a definition JSON (as text or decoded), parsed and validated before it is returned.
+
+        Its steps re-emit the definition as it came; ``steps[i].properties`` work as for any step, so new
+        steps can be added that read them.
+        """
+        parsed = parse_definition(definition)
+        validate_definition(parsed)
+        parameters = [_parameter(spec) for spec in parsed.parameters.values()]
+        steps: list[Any] = [_DefinedStep(parsed.graph, n) for n in parsed.top_level]
+        experiment = (_RawExperimentConfig(parsed.experiment_config) if parsed.experiment_config is not None
+                      else None)
+        pipeline = cls(name=name, parameters=parameters, pipeline_experiment_config=experiment, steps=steps,
+                       sagemaker_session=sagemaker_session, **kwargs)
+        pipeline._version = parsed.version
+        pipeline._metadata = dict(parsed.metadata)
+        pipeline._extra = dict(parsed.extra)
+        pipeline._emit_experiment_config = parsed.has_experiment_config
+        return pipeline
+
+    # ---- what needs the executor ---------------------------------------------------------------------------
+    def _not_yet(self, what: str) -> PipelineError:
+        return PipelineError(f"Pipeline.{what}() is not available yet: sluice builds, parses, validates and emits "
+                             "pipeline definitions (definition(), from_definition(), compile()), and the executor "
+                             "that runs them is the next piece of work. See docs/pipelines.md.")
+
+    def create(self, role_arn: str | None = None, description: str | None = None, **kwargs: Any) -> Any:
+        raise self._not_yet("create")
+
+    def update(self, role_arn: str | None = None, description: str | None = None, **kwargs: Any) -> Any:
+        raise self._not_yet("update")
+
+    def upsert(self, role_arn: str | None = None, description: str | None = None, **kwargs: Any) -> Any:
+        raise self._not_yet("upsert")
+
+    def start(self, parameters: dict[str, Any] | None = None, **kwargs: Any) -> Any:
+        raise self._not_yet("start")
+
+    def describe(self) -> Any:
+        raise self._not_yet("describe")
+
+    def __repr__(self) -> str:
+        return f"Pipeline(name={self.name!r}, steps={[getattr(s, 'name', s) for s in self.steps]})"
+
+
+class _RawExperimentConfig(Entity):
+    """An imported ``PipelineExperimentConfig``, re-emitted as it came."""
+
+    def __init__(self, data: Mapping[str, Any]) -> None:
+        self.data = dict(data)
+
+    def to_request(self) -> dict[str, Any]:
+        return copy.deepcopy(self.data)
+
+
+class _DefinedStep(Step):
+    """A step read from a definition: it re-emits its JSON (branches included) and has typed properties."""
+
+    def __init__(self, graph: PipelineGraph, name: str) -> None:
+        spec = graph[name]
+        super().__init__(name, spec.display_name, spec.description, spec.type, list(spec.depends_on) or None)
+        self.spec = spec
+        self._graph = graph
+        self._properties = Properties.for_step_type(name, str(spec.type), spec.output_parameters)
+
+    @property
+    def arguments(self) -> Any:
+        return emit_step(self._graph, self.name)["Arguments"]
+
+    @property
+    def properties(self) -> Properties:
+        return self._properties
+
+    def to_request(self) -> dict[str, Any]:
+        return copy.deepcopy(emit_step(self._graph, self.name))
+
+    def nested(self) -> Iterator[tuple[str, str]]:
+        """The names of the steps in this step's condition branches, with where each sits."""
+        stack = [self.name]
+        while stack:
+            spec = self._graph[stack.pop()]
+            for key, names in (("IfSteps", spec.if_steps), ("ElseSteps", spec.else_steps)):
+                for child in names:
+                    yield child, f"in the {key} of {spec.name!r}"
+                    stack.append(child)
+
+
+def _parameter(spec: ParameterSpec) -> Parameter:
+    if spec.type is ParameterType.STRING:
+        return ParameterString(spec.name, spec.default_value, list(spec.enum_values) if spec.enum_values else None)
+    cls = {ParameterType.INTEGER: ParameterInteger, ParameterType.FLOAT: ParameterFloat,
+           ParameterType.BOOLEAN: ParameterBoolean}[spec.type]
+    return cls(spec.name, spec.default_value)
+
+
+def _all_objects(items: list[Any]) -> Iterator[Any]:
+    """Every step and step collection, branches included (a collection, then its steps)."""
+    from sluice.workflow.condition_step import ConditionStep
+
+    for item in items:
+        item = item._step if isinstance(item, StepOutput) else item
+        yield item
+        if isinstance(item, StepCollection):
+            yield from item.steps
+        if isinstance(item, ConditionStep):
+            yield from _all_objects([*item.if_steps, *item.else_steps])
+
+
+def _step_names(items: list[Any], location: str = "at the top level") -> Iterator[tuple[str, str]]:
+    from sluice.workflow.condition_step import ConditionStep
+
+    for item in items:
+        item = item._step if isinstance(item, StepOutput) else item
+        if isinstance(item, StepCollection):
+            yield item.name, f"{location} (the step collection {item.name!r})"
+            for sub in item.steps:
+                yield sub.name, location
+            continue
+        name = getattr(item, "name", None)
+        if not isinstance(name, str):
+            raise PipelineError(f"a pipeline holds steps, step collections and @step results, not {item!r}.")
+        yield name, location
+        if isinstance(item, ConditionStep):
+            yield from _step_names(item.if_steps, f"in the IfSteps of {name!r}")
+            yield from _step_names(item.else_steps, f"in the ElseSteps of {name!r}")
+        if isinstance(item, _DefinedStep):
+            yield from item.nested()
+
+
+def _condition_outputs(obj: Any) -> list[StepOutput]:
+    from sluice.workflow.condition_step import ConditionStep
+    from sluice.workflow.step_outputs import find_step_outputs
+
+    return find_step_outputs(obj.conditions) if isinstance(obj, ConditionStep) else []
+
+
+def _check_json(data: Any, path: str) -> None:
+    """Name the first value that is not JSON (an object a facade call left in a request)."""
+    if isinstance(data, Mapping):
+        for key, value in data.items():
+            _check_json(value, f"{path}.{key}" if path else str(key))
+    elif isinstance(data, list):
+        for i, value in enumerate(data):
+            _check_json(value, f"{path}[{i}]")
+    elif not isinstance(data, str | int | float | bool) and data is not None:
+        raise PipelineError(f"the definition holds a {type(data).__name__} at {path}, which is not JSON: {data!r}. "
+                            "Give plain values or pipeline variables there.")
