@@ -22,6 +22,7 @@ from sluice.inputs import TrainingInput
 from sluice.jobs.naming import base_name_from_image, name_from_base
 from sluice.session import Session, _check_status
 from sluice.storage import S3Uri
+from sluice.workflow.pipeline_context import runnable_by_pipeline
 
 __all__ = ["Estimator", "EstimatorBase", "Framework"]
 
@@ -147,6 +148,7 @@ class EstimatorBase(ABC):
             raise SpecError(f"training job {desc['TrainingJobName']} has no model yet ({desc['TrainingJobStatus']}).")
         return artifacts
 
+    @runnable_by_pipeline
     def fit(self, inputs: Any = None, wait: bool = True, logs: bool | str = "All", job_name: str | None = None,
             experiment_config: dict | None = None) -> None:
         """Start a training job on ``inputs`` (a URI, a ``TrainingInput``, or a dict of channel name → either)."""

@@ -20,6 +20,7 @@ from sluice.errors import SpecError
 from sluice.jobs.naming import base_name_from_image, name_from_base
 from sluice.session import ACCOUNT_ID, Session
 from sluice.storage import S3Uri
+from sluice.workflow.pipeline_context import runnable_by_pipeline
 
 __all__ = ["FrameworkModel", "Model", "ModelPackage"]
 
@@ -123,6 +124,7 @@ class Model:
         return container
 
     # ---- the SDK's surface --------------------------------------------------------------------
+    @runnable_by_pipeline
     def create(self, instance_type: str | None = None, accelerator_type: str | None = None,
                serverless_inference_config: Any = None, tags: list | None = None,
                accept_eula: bool | None = None) -> None:
@@ -196,6 +198,7 @@ class Model:
                            max_payload=max_payload, tags=tags, env=env, sagemaker_session=self.sagemaker_session,
                            volume_kms_key=volume_kms_key)
 
+    @runnable_by_pipeline
     def register(
         self, content_types: list[str] | None = None, response_types: list[str] | None = None,
         inference_instances: list[str] | None = None, transform_instances: list[str] | None = None,

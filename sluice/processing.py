@@ -17,6 +17,7 @@ from sluice.errors import SpecError
 from sluice.jobs.naming import base_name_from_image, name_from_base
 from sluice.session import Session
 from sluice.storage.base import join_key
+from sluice.workflow.pipeline_context import runnable_by_pipeline
 
 __all__ = [
     "FrameworkProcessor",
@@ -160,6 +161,7 @@ class Processor:
                 log.info("%s has no effect locally: sluice records it on the job and otherwise ignores it.", name)
 
     # ---- the SDK's run ----------------------------------------------------------------------
+    @runnable_by_pipeline
     def run(
         self, inputs: list[ProcessingInput] | None = None, outputs: list[ProcessingOutput] | None = None,
         arguments: list[str] | None = None, wait: bool = True, logs: bool = True, job_name: str | None = None,
@@ -279,6 +281,7 @@ class ScriptProcessor(Processor):
                          output_kms_key, max_runtime_in_seconds, base_job_name, sagemaker_session, env, tags,
                          network_config)
 
+    @runnable_by_pipeline
     def run(  # type: ignore[override]
         self, code: str, inputs: list[ProcessingInput] | None = None, outputs: list[ProcessingOutput] | None = None,
         arguments: list[str] | None = None, wait: bool = True, logs: bool = True, job_name: str | None = None,
@@ -343,6 +346,7 @@ class FrameworkProcessor(ScriptProcessor):
                          volume_kms_key, output_kms_key, max_runtime_in_seconds, base_job_name, sess, env, tags,
                          network_config)
 
+    @runnable_by_pipeline
     def run(  # type: ignore[override]
         self, code: str, source_dir: str | None = None, dependencies: list[str] | None = None,
         git_config: dict | None = None, inputs: list[ProcessingInput] | None = None,

@@ -23,6 +23,7 @@ from sluice.jobs.naming import base_name_from_image
 from sluice.jobs.tuning import config_problems, tuning_job_name, with_datetimes
 from sluice.parameter import CategoricalParameter, ContinuousParameter, IntegerParameter, ParameterRange
 from sluice.session import Session, _check_status
+from sluice.workflow.pipeline_context import runnable_by_pipeline
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -227,6 +228,7 @@ class HyperparameterTuner:
             out[f"{kind}ParameterRanges"] = entries
         return out
 
+    @runnable_by_pipeline
     def fit(self, inputs: Any = None, job_name: str | None = None, include_cls_metadata: bool = False,
             estimator_kwargs: dict[str, Any] | None = None, wait: bool = True, **kwargs: Any) -> None:
         """Start the tuning job on ``inputs`` (as ``Estimator.fit`` takes them); with ``wait``, until it ends."""
