@@ -16,7 +16,8 @@ import time
 from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
-BENCHMARKS = ("job_overhead", "staging", "sharding")
+BENCHMARKS = ("job_overhead", "staging", "sharding", "pipe_throughput", "training_overhead", "tuning_overhead",
+              "endpoint_latency")
 TIMEOUT_SECONDS = 300
 
 

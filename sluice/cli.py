@@ -206,6 +206,53 @@ def reject(ref: str, description: str | None) -> None:
     _set_approval(ref, "Rejected", description)
 
 
+@main.group()
+def endpoints() -> None:
+    """Local endpoints: list, describe and delete them."""
+
+
+@endpoints.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def list_endpoints_cmd(as_json: bool) -> None:
+    """Every endpoint, oldest first, its status re-checked against its processes."""
+    from sluice.serving.endpoints import list_endpoints
+
+    records = list_endpoints(_session().config)
+    if as_json:
+        click.echo(json.dumps(records, indent=2, default=str))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("name", "status", "url", "instances", "model", "created (UTC)", "reason")
+    for r in records:
+        variant = (r.get("ProductionVariants") or [{}])[0]
+        table.add_row(r["EndpointName"], r["EndpointStatus"], (r.get("Local") or {}).get("Url", ""),
+                      f"{variant.get('CurrentInstanceCount', '')} x {variant.get('InstanceType', '')}",
+                      variant.get("ModelName", ""), _fmt_time(r.get("CreationTime")),
+                      (r.get("FailureReason") or "").splitlines()[0][:60] if r.get("FailureReason") else "")
+    Console().print(table)
+
+
+@endpoints.command("describe")
+@click.argument("name")
+def describe_endpoint_cmd(name: str) -> None:
+    """The DescribeEndpoint-shaped record of an endpoint (plus its local URL and processes), as JSON."""
+    from sluice.serving.endpoints import describe_endpoint
+
+    click.echo(json.dumps(describe_endpoint(name, _session().config), indent=2, default=str))
+
+
+@endpoints.command("delete")
+@click.argument("name")
+def delete_endpoint_cmd(name: str) -> None:
+    """Stop an endpoint's model servers and forget it (its logs stay under the sluice home)."""
+    from sluice.serving.endpoints import delete_endpoint
+
+    delete_endpoint(name, _session().config)
+    click.echo(f"deleted endpoint {name}")
+
+
 def run() -> None:
     try:
         main(standalone_mode=False)

@@ -31,6 +31,12 @@ FACADE = {
     "sluice.pytorch": {"PyTorch", "PyTorchModel"},
     "sluice.model": {"FrameworkModel", "Model", "ModelPackage"},
     "sluice.model_metrics": {"FileSource", "MetricsSource", "ModelMetrics"},
+    "sluice.predictor": {"ModelError", "Predictor", "PredictorBase"},
+    "sluice.serializers": {"BaseSerializer", "CSVSerializer", "IdentitySerializer", "JSONLinesSerializer",
+                           "JSONSerializer", "NumpySerializer", "SimpleBaseSerializer", "StringSerializer"},
+    "sluice.deserializers": {"BaseDeserializer", "BytesDeserializer", "CSVDeserializer", "JSONDeserializer",
+                             "JSONLinesDeserializer", "NumpyDeserializer", "PandasDeserializer",
+                             "SimpleBaseDeserializer", "StreamDeserializer", "StringDeserializer"},
 }
 
 
