@@ -17,7 +17,7 @@ from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
 BENCHMARKS = ("job_overhead", "staging", "sharding", "pipe_throughput", "training_overhead", "tuning_overhead",
-              "endpoint_latency")
+              "endpoint_latency", "transform_throughput")
 TIMEOUT_SECONDS = 300
 
 

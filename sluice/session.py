@@ -284,9 +284,11 @@ class Session:
         max_payload: int | None, input_config: dict, output_config: dict, resource_config: dict,
         experiment_config: dict | None = None, env: dict | None = None, tags: list | None = None,
         data_processing: dict | None = None, model_client_config: dict | None = None,
-        batch_data_capture_config: dict | None = None, *, wait: bool = False, logs: bool = False,
+        batch_data_capture_config: dict | None = None, *, show_logs: bool = False,
     ) -> None:
-        """Create and start a batch transform job from ``CreateTransformJob`` fields (as the SDK's ``transform``)."""
+        """Create and start a batch transform job from ``CreateTransformJob`` fields, as the SDK's ``transform``:
+        it returns once the job has started (``wait_for_transform_job`` waits). ``show_logs`` streams the
+        instances' logs and a live display to the terminal while it runs."""
         from sluice.runtime.transform import start_transform_job
 
         request: dict[str, Any] = {"TransformJobName": job_name, "ModelName": model_name,
@@ -298,8 +300,8 @@ class Session:
                            ("DataCaptureConfig", batch_data_capture_config), ("ExperimentConfig", experiment_config)):
             if value is not None:
                 request[key] = value
-        _RUNNING[job_name] = start_transform_job(request, self._config, show_progress=wait and logs,
-                                                 show_logs=wait and logs)
+        _RUNNING[job_name] = start_transform_job(request, self._config, show_progress=show_logs,
+                                                 show_logs=show_logs)
 
     def describe_transform_job(self, job_name: str) -> dict[str, Any]:
         return self._describe("TransformJob", job_name)

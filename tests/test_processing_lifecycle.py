@@ -80,11 +80,17 @@ def test_failure_without_message_names_exit_code_and_last_log_lines(sess, tmp_pa
 
 def test_one_failing_instance_fails_the_job_and_stops_the_others(sess, tmp_path):
     code = write(tmp_path / "one_fails.py", f"""
-        import json, sys, time
+        import json, os, sys, time
         host = json.load(open("/opt/ml/config/resourceconfig.json"))["current_host"]
-        if host == "algo-2":
+        if host == "algo-2":  # fail once the others are inside their try, so the stop cannot miss it
+            deadline = time.monotonic() + 60
+            while not all(os.path.exists("{tmp_path}/ready-" + h) for h in ("algo-1", "algo-3")):
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(0.01)
             sys.exit(7)
         try:
+            open("{tmp_path}/ready-" + host, "w").close()
             time.sleep(600)
         except KeyboardInterrupt:  # processing's stop signal is SIGINT
             open("{tmp_path}/interrupted-" + host, "w").close()

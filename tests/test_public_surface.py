@@ -32,6 +32,7 @@ FACADE = {
     "sluice.model": {"FrameworkModel", "Model", "ModelPackage"},
     "sluice.model_metrics": {"FileSource", "MetricsSource", "ModelMetrics"},
     "sluice.predictor": {"ModelError", "Predictor", "PredictorBase"},
+    "sluice.transformer": {"Transformer"},
     "sluice.serializers": {"BaseSerializer", "CSVSerializer", "IdentitySerializer", "JSONLinesSerializer",
                            "JSONSerializer", "NumpySerializer", "SimpleBaseSerializer", "StringSerializer"},
     "sluice.deserializers": {"BaseDeserializer", "BytesDeserializer", "CSVDeserializer", "JSONDeserializer",

@@ -232,15 +232,18 @@ class InstanceRun:
         return result
 
     def stop(self) -> None:
-        """Signal the instance's process group, then kill it after the grace period."""
+        """Signal the instance's processes, then kill the whole group after the grace period.
+
+        The stop signal skips the sandbox process itself: bwrap would exit on it, and its
+        ``--die-with-parent`` would then SIGKILL the script before the script could handle the signal.
+        """
         with self._lock:
             self._stopped.set()
             proc = self._proc
         if proc is None or proc.poll() is not None:
             return
-        try:
-            os.killpg(proc.pid, self.task.stop_signal)
-        except ProcessLookupError:
+        wrapper = proc.pid if self.task.sandbox.isolates else None
+        if not _signal_group(proc.pid, self.task.stop_signal, except_pid=wrapper):
             return  # already gone
         deadline = time.monotonic() + self.task.stop_grace_seconds
         try:
@@ -267,6 +270,38 @@ class InstanceRun:
     def continuous_errors(self) -> list[str]:
         uploaders = [*self._continuous, *([self._checkpoints] if self._checkpoints else [])]
         return [f"Continuous upload of {u.spec.name!r}: {u.error}" for u in uploaders if u.error]
+
+
+def _signal_group(pgid: int, sig: int, except_pid: int | None = None) -> bool:
+    """Send ``sig`` to every process in group ``pgid`` but ``except_pid``. Returns whether any was found."""
+    if except_pid is None:
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            return False
+        return True
+    found = False
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == except_pid:
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as fh:
+                fields = fh.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:  # state, ppid, pgrp follow the command name
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(entry), sig)
+                found = True
+    return found or _alive(except_pid)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def _guarded(events: InstanceEvents) -> InstanceEvents:
