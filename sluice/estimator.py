@@ -9,6 +9,7 @@ meaning (VPC, KMS, spot, debugger) are accepted and recorded, with a one-line no
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 import logging
@@ -22,6 +23,7 @@ from sluice.inputs import TrainingInput
 from sluice.jobs.naming import base_name_from_image, name_from_base
 from sluice.session import Session, _check_status
 from sluice.storage import S3Uri
+from sluice.workflow import is_pipeline_variable
 from sluice.workflow.pipeline_context import runnable_by_pipeline
 
 __all__ = ["Estimator", "EstimatorBase", "Framework"]
@@ -213,7 +215,9 @@ class EstimatorBase(ABC):
         return est
 
     # ---- building the request ---------------------------------------------------------------
-    def _encode(self, value: Any) -> str:
+    def _encode(self, value: Any) -> Any:
+        if is_pipeline_variable(value):  # stays an expression; the pipeline resolves it at run time
+            return value.to_string()
         return json.dumps(value) if self._json_hyperparameters else str(value)
 
     def _channels(self, inputs: Any) -> list[dict[str, Any]]:
@@ -230,7 +234,7 @@ class EstimatorBase(ABC):
                 value = TrainingInput(value)
             if not isinstance(value, TrainingInput):
                 raise SpecError(f"channel {name!r}: give an s3:// URI or a TrainingInput, not {type(value).__name__}.")
-            channels.append({"ChannelName": name, **json.loads(json.dumps(value.config))})
+            channels.append({"ChannelName": name, **copy.deepcopy(value.config)})  # may hold pipeline variables
         if self.model_uri:
             channels.append({"ChannelName": self.model_channel_name, "InputMode": "File", "DataSource": {
                 "S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": self.model_uri,

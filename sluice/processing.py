@@ -17,6 +17,7 @@ from sluice.errors import SpecError
 from sluice.jobs.naming import base_name_from_image, name_from_base
 from sluice.session import Session
 from sluice.storage.base import join_key
+from sluice.workflow import is_pipeline_variable
 from sluice.workflow.pipeline_context import runnable_by_pipeline
 
 __all__ = [
@@ -195,7 +196,8 @@ class Processor:
                 raise TypeError(f"inputs must be ProcessingInput objects, not {type(item).__name__}.")
             if item.input_name is None:
                 item.input_name = f"input-{n}"
-            if item.source is not None and not str(item.source).startswith("s3://") and item.dataset_definition is None:
+            if (item.source is not None and not is_pipeline_variable(item.source)
+                    and not str(item.source).startswith("s3://") and item.dataset_definition is None):
                 item.source = self._upload_local(item.source, self._current_job_name, "input", item.input_name)
             normalized.append(item)
         return normalized
@@ -215,7 +217,8 @@ class Processor:
                 raise TypeError(f"outputs must be ProcessingOutput objects, not {type(item).__name__}.")
             if item.output_name is None:
                 item.output_name = f"output-{n}"
-            if item.destination is None or not str(item.destination).startswith("s3://"):
+            if item.destination is None or (not is_pipeline_variable(item.destination)
+                                            and not str(item.destination).startswith("s3://")):
                 item.destination = self._s3_prefix(self._current_job_name, "output", item.output_name)
             normalized.append(item)
         return normalized
@@ -230,7 +233,7 @@ class Processor:
         if entrypoint:
             app["ContainerEntrypoint"] = entrypoint
         if self.arguments:
-            app["ContainerArguments"] = [str(a) for a in self.arguments]
+            app["ContainerArguments"] = [a if is_pipeline_variable(a) else str(a) for a in self.arguments]
         resources = {"ClusterConfig": {"InstanceCount": self.instance_count, "InstanceType": self.instance_type,
                                        "VolumeSizeInGB": self.volume_size_in_gb}}
         if self.volume_kms_key:

@@ -207,6 +207,8 @@ class Session:
             request["Tags"] = tags
         if experiment_config:
             request["ExperimentConfig"] = experiment_config
+        if self._intercept_create_request(request, "process"):
+            return
         running = start_processing_job(request, self._config, show_progress=show_logs, show_logs=show_logs)
         _RUNNING[job_name] = running
 
@@ -234,6 +236,8 @@ class Session:
         from sluice.runtime.training import start_training_job
 
         request.setdefault("RoleArn", get_execution_role())
+        if self._intercept_create_request(request, "train"):
+            return
         running = start_training_job(request, self._config, show_progress=show_logs, show_logs=show_logs)
         _RUNNING[request["TrainingJobName"]] = running
 
@@ -300,6 +304,8 @@ class Session:
                            ("DataCaptureConfig", batch_data_capture_config), ("ExperimentConfig", experiment_config)):
             if value is not None:
                 request[key] = value
+        if self._intercept_create_request(request, "transform"):
+            return
         _RUNNING[job_name] = start_transform_job(request, self._config, show_progress=show_logs,
                                                  show_logs=show_logs)
 
@@ -321,6 +327,11 @@ class Session:
         follow_logs(self, "TransformJob", job_name, wait=wait, poll=poll)
 
     # ---- shared -----------------------------------------------------------------------------
+    def _intercept_create_request(self, request: dict[str, Any], func_name: str) -> bool:
+        """Whether this session keeps ``request`` instead of starting the job: a PipelineSession does, to
+        make it a pipeline step's arguments. A plain session starts the job."""
+        return False
+
     def _describe(self, kind: str, name: str) -> dict[str, Any]:
         row = self.metadata.get_job(kind, name)
         if row is None:

@@ -242,6 +242,8 @@ class HyperparameterTuner:
             self.base_tuning_job_name
             or base_name_from_image(self.estimator.training_image_uri(), default="tuning-job"))
         request = self._build_request(inputs, include_cls_metadata)
+        if self.sagemaker_session._intercept_create_request(request, "create_tuning_job"):
+            return
         running = start_tuning_job(request, self.sagemaker_session.config)
         self.latest_tuning_job = _TuningJob(self.sagemaker_session, self._current_job_name, running)
         if wait:

@@ -106,27 +106,6 @@ class PipelineSession(Session):
         if not isinstance(self._context, _ModelStepArguments):
             self._context = _ModelStepArguments(model)
 
-    # Until Session itself asks _intercept_create_request before starting a job, refuse here rather than
-    # start one: nothing may run under a PipelineSession. With the hook in Session these only delegate.
-    def process(self, *args: Any, **kwargs: Any) -> None:
-        _require_facade_hook("process")
-        super().process(*args, **kwargs)
-
-    def train(self, *args: Any, **kwargs: Any) -> None:
-        _require_facade_hook("train")
-        super().train(*args, **kwargs)
-
-    def transform(self, *args: Any, **kwargs: Any) -> None:
-        _require_facade_hook("transform")
-        super().transform(*args, **kwargs)  # type: ignore[misc]
-
-
-def _require_facade_hook(func_name: str) -> None:
-    if not callable(getattr(Session, "_intercept_create_request", None)):
-        raise PipelineError(f"Session.{func_name}() would start a job under this PipelineSession: this build's Session "
-                            "does not yet hand requests to _intercept_create_request (the facade hook, see "
-                            "docs/pipelines.md). Nothing was started.")
-
 
 class LocalPipelineSession(PipelineSession):
     """The SDK's session for local pipelines; in sluice every session is local, so it is a PipelineSession."""
@@ -196,8 +175,6 @@ def execute_job_functions(step_args: _StepArguments) -> dict[str, Any]:
         raise PipelineError(f"{type(owner).__name__} must use a PipelineSession to build a step "
                             "(sagemaker_session=PipelineSession()); with another session it would start a job.")
     func = getattr(step_args.func, "__wrapped__", step_args.func)
-    if step_args.caller_name == "create_tuning_job":
-        _require_facade_hook("fit")  # the tuner starts its job itself, not through a Session method we can guard
     session.context = None
     func(*step_args.func_args, **step_args.func_kwargs)
     captured, session.context = session.context, None
