@@ -289,3 +289,24 @@ def test_a_stopped_job_keeps_the_outputs_of_objects_that_finished(sess, tmp_path
     t.stop_transform_job(wait=True)
     assert t.latest_transform_job.describe()["TransformJobStatus"] == "Stopped"
     assert outputs(sess, t.output_path) == {"a.csv.out": b"X,Y\n"}
+
+
+def test_the_models_code_requirements_are_installed_for_the_transform(sess, classifier, tmp_path):
+    from tests.test_framework_processors import make_wheel
+
+    wheel = make_wheel(tmp_path, "scaler_helper", "1.0", "FACTOR = 1000\n")
+    files = sklearn_files(classifier)
+    files["code/requirements.txt"] = f"{wheel}\n".encode()
+    files["code/inference.py"] = files["code/inference.py"].replace(
+        b"def output_fn(prediction, accept):",
+        b"import scaler_helper\n\ndef output_fn(prediction, accept):\n"
+        b"    prediction = prediction * scaler_helper.FACTOR",
+    )
+    record_model(sess, "clf-reqs", files)
+    bucket = sess.default_bucket()
+    sess.store.put(bucket, "req-in/a.csv", b"0.5,0.5\n")
+    t = Transformer("clf-reqs", 1, "ml.m5.xlarge", strategy="MultiRecord", assemble_with="Line", accept="text/csv",
+                    sagemaker_session=sess)
+    t.transform(f"s3://{bucket}/req-in", content_type="text/csv", split_type="Line", logs=False)
+    value = float(outputs(sess, t.output_path)["a.csv.out"].decode().split()[0])
+    assert value > 1.0  # a probability times scaler_helper.FACTOR: the requirement was importable

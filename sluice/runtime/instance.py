@@ -57,6 +57,9 @@ class CodeBundle:
     deps_root: str
     python: str
     install_package: bool = False
+    #: Where the bundle keeps its requirements: ``requirements.txt`` for training code, ``code/requirements.txt``
+    #: in a model archive (the inference toolkit's place).
+    requirements: str = "requirements.txt"
 
 
 @dataclass(frozen=True)
@@ -157,8 +160,8 @@ class InstanceRun:
         if code.install_package:
             target = install_deps(code.python, [str(dest)], Path(code.deps_root),
                                   _tree_digest(dest, salt=code.python))
-        elif (dest / "requirements.txt").is_file():
-            reqs = dest / "requirements.txt"
+        elif (dest / code.requirements).is_file():
+            reqs = dest / code.requirements
             target = install_deps(code.python, ["-r", str(reqs)], Path(code.deps_root),
                                   hashlib.sha256(code.python.encode() + b"\0" + reqs.read_bytes()).hexdigest()[:16])
         if target is not None:

@@ -148,7 +148,8 @@ def start_transform_job(
     env.setdefault("PYTHONUNBUFFERED", "1")
     env["SLUICE_FRAMEWORK"] = environment.name  # which default model loader the server tries first
     env.update(spec.container_env())
-    code = CodeBundle(spec.model_data_url, MODEL_DIR, str(config.home / "deps"), environment.python) \
+    code = CodeBundle(spec.model_data_url, MODEL_DIR, str(config.home / "deps"), environment.python,
+                      requirements="code/requirements.txt") \
         if spec.model_data_url else None
     argv = ["python", "-m", "sluice.serving.batch", "--config", CONFIG_PATH]
     tasks = []
