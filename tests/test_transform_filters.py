@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from sluice.serving.transform_dataproc import (
+from sluice.channels.transform_dataproc import (
     DataFormat,
     DataProcessing,
     ProcessingError,
     data_format,
     data_processing_problems,
 )
-from sluice.serving.transform_jsonpath import FilterError, parse_filter
-from sluice.serving.transform_records import BatchStrategy, Record, SplitType
+from sluice.channels.transform_jsonpath import FilterError, parse_filter
+from sluice.channels.transform_records import BatchStrategy, Record, SplitType
 
 ROW = ["id7", "1.5", "2.5", "3.5", "4.5", "5.5"]
 DOC = {"id": 7, "features": [1, 2, 3], "meta": {"a": 1, "b": 2}}

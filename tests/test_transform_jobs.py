@@ -240,7 +240,7 @@ def test_a_manifest_of_gzip_objects_whole_per_request_with_concurrency_from_the_
 
 
 def test_tfrecord_objects_are_split_on_record_boundaries(sess, classifier):
-    from sluice.serving.transform_records import encode_tfrecord
+    from sluice.channels.transform_records import encode_tfrecord
 
     record_model(sess, "clf", sklearn_files(classifier))
     bucket = sess.default_bucket()

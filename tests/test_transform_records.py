@@ -8,8 +8,7 @@ import struct
 
 import pytest
 
-from sluice.io.recordio import encode_header, encode_record
-from sluice.serving.transform_records import (
+from sluice.channels.transform_records import (
     MB,
     BatchStrategy,
     Record,
@@ -23,6 +22,7 @@ from sluice.serving.transform_records import (
     open_input,
     split_records,
 )
+from sluice.io.recordio import encode_header, encode_record
 
 
 def split(data: bytes, kind: SplitType) -> list[Record]:

@@ -8,7 +8,7 @@ service model in botocore, then the service's own rules and what sluice needs lo
 * ``BatchStrategy`` needs a ``SplitType`` other than ``None``;
 * ``DataProcessing``: filters inside the documented JSONPath subset, on CSV or JSON; with
   ``JoinSource=Input``, ``ContentType == Accept`` and ``SplitType == AssembleWith``
-  (:func:`sluice.serving.transform_dataproc.data_processing_problems`);
+  (:func:`sluice.channels.transform_dataproc.data_processing_problems`);
 * input ``S3Prefix`` or ``ManifestFile`` on ``s3://``; the model recorded (``CreateModel``) with one
   container, and its ``ModelDataUrl`` readable.
 
@@ -22,12 +22,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from sluice.channels.transform_dataproc import data_processing_problems
+from sluice.channels.transform_records import BatchStrategy, SplitType
 from sluice.config import Config
 from sluice.errors import NoSuchKeyError, SluiceError, SpecError
 from sluice.jobs.instance_types import InstanceType, check_quota
 from sluice.jobs.schema import validate_request
-from sluice.serving.transform_dataproc import data_processing_problems
-from sluice.serving.transform_records import BatchStrategy, SplitType
 from sluice.storage.base import ObjectStore
 from sluice.storage.uri import S3Uri
 

@@ -51,8 +51,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sluice.serving.transform_dataproc import DataProcessing, ProcessingError
-from sluice.serving.transform_records import (
+from sluice.channels.transform_dataproc import DataProcessing, ProcessingError
+from sluice.channels.transform_records import (
     MB,
     BatchStrategy,
     RecordTooLarge,

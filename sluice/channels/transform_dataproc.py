@@ -34,8 +34,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from sluice.serving.transform_jsonpath import FilterError, JsonPath, parse_filter
-from sluice.serving.transform_records import BatchStrategy, Record, SplitType
+from sluice.channels.transform_jsonpath import FilterError, JsonPath, parse_filter
+from sluice.channels.transform_records import BatchStrategy, Record, SplitType
 
 __all__ = [
     "DataFormat",
@@ -265,7 +265,7 @@ class DataProcessing:
         return _Request(body, len(originals), originals)
 
     def lines_request(self, body: bytes) -> _Request:
-        """A request of whole lines cut by :func:`~sluice.serving.transform_records.line_batches` (no input
+        """A request of whole lines cut by :func:`~sluice.channels.transform_records.line_batches` (no input
         filter or join apply, so the body goes as it is)."""
         return _Request(body, body.count(b"\n") + (0 if body.endswith(b"\n") else 1))
 
