@@ -34,7 +34,10 @@ from typing import Any
 
 from sluice.errors import SpecError
 
-__all__ = ["Config", "StorageConfig", "current_config", "load_config", "reset_config"]
+__all__ = ["ACCOUNT_ID", "Config", "StorageConfig", "current_config", "load_config", "reset_config"]
+
+#: The account every ARN names: there is no AWS account locally, so one fixed, obviously-local number.
+ACCOUNT_ID = "000000000000"
 
 
 @dataclass(frozen=True)

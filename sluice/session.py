@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sluice.config import Config, current_config, load_config
+from sluice.config import ACCOUNT_ID, Config, current_config, load_config
 from sluice.errors import ExecutionError, SpecError
 from sluice.jobs.status import JobStatus, allowed_from
 from sluice.storage import ObjectStore, join_key, relative_key, store_for
@@ -26,7 +26,6 @@ __all__ = ["ACCOUNT_ID", "Session", "get_execution_role"]
 
 log = logging.getLogger("sluice")
 
-ACCOUNT_ID = "000000000000"
 _TIME_FIELDS = (
     "CreationTime", "LastModifiedTime", "ProcessingStartTime", "ProcessingEndTime", "TrainingStartTime",
     "TrainingEndTime", "TransformStartTime", "TransformEndTime",
@@ -293,7 +292,7 @@ class Session:
         """Create and start a batch transform job from ``CreateTransformJob`` fields, as the SDK's ``transform``:
         it returns once the job has started (``wait_for_transform_job`` waits). ``show_logs`` streams the
         instances' logs and a live display to the terminal while it runs."""
-        from sluice.runtime.transform import start_transform_job
+        from sluice.serving.transform import start_transform_job
 
         request: dict[str, Any] = {"TransformJobName": job_name, "ModelName": model_name,
                                    "TransformInput": input_config, "TransformOutput": output_config,

@@ -1,7 +1,7 @@
 """``sluice.transformer``: the SDK v2 ``Transformer`` for batch transform, run locally and faithfully.
 
 Argument names and defaults follow ``sagemaker.transformer.Transformer``; the job it starts is a
-``CreateTransformJob`` request (see :mod:`sluice.jobs.transform` and :mod:`sluice.runtime.transform`).
+``CreateTransformJob`` request (see :mod:`sluice.jobs.transform` and :mod:`sluice.serving.transform`).
 Unlike SageMaker's local mode, every instance, ``MaxConcurrentTransforms``, nested prefixes, manifests,
 TFRecord splitting, Gzip input, input/output filters and join are honoured.
 """

@@ -14,7 +14,7 @@ from sluice.metadata import open_metadata
 from sluice.runtime.backend import Backend, InstanceHandle
 from sluice.runtime.driver import JobDriver, JobTimes
 from sluice.runtime.instance import InstanceEvents, InstanceResult, InstanceTask
-from sluice.runtime.transform import _FinishAll
+from sluice.serving.transform import _FinishAll
 
 
 class FakeHandle(InstanceHandle):

@@ -23,7 +23,7 @@ from sluice.channels.spec import (
     OutputSpec,
     UploadMode,
 )
-from sluice.config import Config
+from sluice.config import ACCOUNT_ID, Config
 from sluice.errors import SluiceError, SpecError
 from sluice.jobs.instance_types import InstanceType, check_quota
 from sluice.jobs.schema import validate_request
@@ -32,7 +32,6 @@ from sluice.storage.uri import S3Uri
 __all__ = ["PROCESSING_ROOT", "ProcessingJobSpec", "describe_processing_job"]
 
 PROCESSING_ROOT = "/opt/ml/processing/"
-ACCOUNT_ID = "000000000000"
 KIND = "ProcessingJob"
 
 

@@ -25,7 +25,7 @@ from sluice.channels.spec import (
     InputMode,
     RecordWrapping,
 )
-from sluice.config import Config
+from sluice.config import ACCOUNT_ID, Config
 from sluice.errors import SluiceError, SpecError
 from sluice.jobs.instance_types import InstanceType, check_quota
 from sluice.jobs.schema import validate_request
@@ -43,7 +43,6 @@ __all__ = [
 ]
 
 KIND = "TrainingJob"
-ACCOUNT_ID = "000000000000"
 DATA_ROOT = "/opt/ml/input/data"
 CODE_DIR = "/opt/ml/code"
 DEFAULT_CHECKPOINT_PATH = "/opt/ml/checkpoints"

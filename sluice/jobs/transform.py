@@ -24,7 +24,7 @@ from typing import Any
 
 from sluice.channels.transform_dataproc import data_processing_problems
 from sluice.channels.transform_records import BatchStrategy, SplitType
-from sluice.config import Config
+from sluice.config import ACCOUNT_ID, Config
 from sluice.errors import NoSuchKeyError, SluiceError, SpecError
 from sluice.jobs.instance_types import InstanceType, check_quota
 from sluice.jobs.schema import validate_request
@@ -34,7 +34,6 @@ from sluice.storage.uri import S3Uri
 __all__ = ["KIND", "MAX_PAYLOAD_LIMIT_MB", "TransformJobSpec", "describe_transform_job"]
 
 KIND = "TransformJob"
-ACCOUNT_ID = "000000000000"
 MODEL_KIND = "Model"
 MAX_PAYLOAD_LIMIT_MB = 100
 DEFAULT_MAX_PAYLOAD_MB = 6

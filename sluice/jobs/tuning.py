@@ -34,6 +34,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from sluice.config import ACCOUNT_ID
 from sluice.errors import SpecError
 from sluice.jobs.schema import validate_request
 
@@ -64,7 +65,6 @@ __all__ = [
 log = logging.getLogger("sluice")
 
 KIND = "HyperParameterTuningJob"
-ACCOUNT_ID = "000000000000"
 NAME_MAX_LENGTH = 32
 SUPPORTED_STRATEGIES = ("Bayesian", "Random", "Grid")
 #: The median stopping rule looks at a trial only once it has reported this many objective values ...

@@ -37,8 +37,8 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.routing import Route
 
+from sluice.config import ACCOUNT_ID
 from sluice.serving.handlers import Headers, InferenceError, InferenceService, Invocation
-from sluice.session import ACCOUNT_ID
 
 __all__ = ["ServerSettings", "create_app"]
 

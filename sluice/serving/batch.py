@@ -25,7 +25,7 @@ it would in the container (same ``/opt/ml/model``, same environment, same port c
    ``/opt/ml/output/failure`` and the loop exits 1, which fails the job with that reason.
 
 The loop's settings come from a JSON file (see :class:`BatchConfig`) written by
-:mod:`sluice.runtime.transform`. Without bubblewrap the instance's ``/opt/ml`` is elsewhere on the host;
+:mod:`sluice.serving.transform`. Without bubblewrap the instance's ``/opt/ml`` is elsewhere on the host;
 container paths are then mapped through ``SLUICE_OPT_ML`` / ``SAGEMAKER_BASE_DIR``.
 """
 

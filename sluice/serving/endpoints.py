@@ -45,7 +45,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from sluice.config import Config, current_config
+from sluice.config import ACCOUNT_ID, Config, current_config
 from sluice.errors import ExecutionError, SpecError
 from sluice.jobs.instance_types import check_quota
 from sluice.jobs.layout import InstanceLayout, host_names
@@ -53,7 +53,6 @@ from sluice.runtime.environments import Environment, resolve_image
 from sluice.runtime.instance import install_deps, make_python_shims
 from sluice.runtime.sandbox import detect_sandbox
 from sluice.serving.processes import ProcessRef, read_tail, reserve_port, spawn_detached
-from sluice.session import ACCOUNT_ID
 from sluice.storage import ObjectStore, S3Uri, store_for
 
 __all__ = [
