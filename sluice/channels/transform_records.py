@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, BinaryIO
 
-from sluice.io.recordio import MAGIC, MAX_PART_LENGTH
+from sluice.io.recordio import read_framed_records
 
 __all__ = [
     "MB",
@@ -142,62 +142,10 @@ def _read(fileobj: BinaryIO, n: int) -> bytes:
     return data
 
 
-_RECORDIO_HEADER = struct.Struct("<II")
-
-
 def _recordio(fileobj: BinaryIO) -> Iterator[Record]:
     """RecordIO records: payload (parts joined) and the framed bytes exactly as they were in the object."""
-    offset = 0
-    parts: list[bytes] = []
-    framed: list[bytes] = []
-    start = 0
-    while True:
-        header = _read(fileobj, 8)
-        if not header:
-            if parts:
-                raise ValueError(f"RecordIO object ends inside the multi-part record that starts at byte {start}.")
-            return
-        if len(header) < 8:
-            raise ValueError(
-                f"RecordIO object is truncated at byte {offset}: {len(header)} byte(s) of an 8-byte header."
-            )
-        magic, lrecord = _RECORDIO_HEADER.unpack(header)
-        if magic != MAGIC:
-            raise ValueError(
-                f"RecordIO object is corrupt at byte {offset}: magic number {magic:#010x}, expected {MAGIC:#010x}. "
-                "Is the object RecordIO? Use SplitType 'Line' or 'None' for other data."
-            )
-        cflag, length = lrecord >> 29, lrecord & MAX_PART_LENGTH
-        padded = length + (-length % 4)
-        body = _read(fileobj, padded)
-        if len(body) < padded:
-            raise ValueError(
-                f"RecordIO object is truncated at byte {offset}: the record declares {length} byte(s) "
-                f"({padded} with padding) but {len(body)} follow."
-            )
-        if cflag > 3:
-            raise ValueError(f"RecordIO object is corrupt at byte {offset}: unknown cflag {cflag}.")
-        payload = body[:length]
-        if cflag == 0:
-            if parts:
-                raise ValueError(f"RecordIO object is corrupt at byte {offset}: a complete record inside the "
-                                 f"multi-part record that starts at byte {start}.")
-            yield Record(payload, header + body)
-        elif cflag == 1:
-            if parts:
-                raise ValueError(f"RecordIO object is corrupt at byte {offset}: a record starts before the one at "
-                                 f"byte {start} ended.")
-            parts, framed, start = [payload], [header + body], offset
-        else:
-            if not parts:
-                raise ValueError(f"RecordIO object is corrupt at byte {offset}: a continuation part (cflag {cflag}) "
-                                 "without a start part.")
-            parts.append(payload)
-            framed.append(header + body)
-            if cflag == 3:
-                yield Record(b"".join(parts), b"".join(framed))
-                parts, framed = [], []
-        offset += 8 + padded
+    for payload, framed in read_framed_records(fileobj):
+        yield Record(payload, framed)
 
 
 # ---- TFRecord and CRC32-C ------------------------------------------------------------------------

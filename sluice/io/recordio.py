@@ -31,6 +31,7 @@ __all__ = [
     "encode_header",
     "encode_record",
     "padding",
+    "read_framed_records",
     "read_records",
 ]
 
@@ -113,8 +114,16 @@ def read_records(fileobj: BinaryIO) -> Iterator[bytes]:
     Raises :class:`ValueError` naming the byte offset on a bad magic number, an unknown or out-of-order
     continuation flag, or a stream that ends inside a record.
     """
+    for payload, _framed in read_framed_records(fileobj):
+        yield payload
+
+
+def read_framed_records(fileobj: BinaryIO) -> Iterator[tuple[bytes, bytes]]:
+    """Yield ``(payload, framed)`` per record: the payload (parts joined) and its bytes exactly as stored,
+    headers and padding included (batch transform forwards those for MultiRecord)."""
     offset = 0
     parts: list[bytes] = []
+    framed: list[bytes] = []
     start = 0  # offset of the first part of the record being assembled
     while True:
         header = _read_exact(fileobj, 8)
@@ -133,7 +142,7 @@ def read_records(fileobj: BinaryIO) -> Iterator[bytes]:
         if magic != MAGIC:
             raise ValueError(
                 f"RecordIO stream is corrupt at byte {offset}: magic number is {magic:#010x}, expected {MAGIC:#010x}. "
-                "Is this channel RecordIO-wrapped (RecordWrapperType=RecordIO)?"
+                "Is this data RecordIO-wrapped?"
             )
         cflag, length = lrecord >> 29, lrecord & MAX_PART_LENGTH
         if cflag > 3:
@@ -152,14 +161,14 @@ def read_records(fileobj: BinaryIO) -> Iterator[bytes]:
                     f"RecordIO stream is corrupt at byte {offset}: a complete record (cflag 0) inside the multi-part "
                     f"record that started at byte {start}."
                 )
-            yield payload
+            yield payload, header + body
         elif cflag == 1:
             if parts:
                 raise ValueError(
                     f"RecordIO stream is corrupt at byte {offset}: a new multi-part record starts (cflag 1) before the "
                     f"one that started at byte {start} ended."
                 )
-            parts, start = [payload], offset
+            parts, framed, start = [payload], [header + body], offset
         else:
             if not parts:
                 raise ValueError(
@@ -167,7 +176,8 @@ def read_records(fileobj: BinaryIO) -> Iterator[bytes]:
                     f"(cflag {cflag}) with no start part (cflag 1) before it."
                 )
             parts.append(payload)
+            framed.append(header + body)
             if cflag == 3:
-                yield b"".join(parts)
-                parts = []
+                yield b"".join(parts), b"".join(framed)
+                parts, framed = [], []
         offset += 8 + padded
