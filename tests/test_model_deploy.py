@@ -104,3 +104,36 @@ def test_estimator_deploy_serves_the_trained_model(sess, tmp_path):
         assert predictor.predict([3.0, 3.0, 3.0])["rings"] == pytest.approx(7.0, abs=1e-6)
     finally:
         predictor.delete_endpoint()
+
+
+def test_model_transformer_runs_the_issues_batch_example(sess, tmp_path):
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "inference.py").write_text(textwrap.dedent("""
+        import os, joblib, numpy as np
+
+        def model_fn(model_dir):
+            return joblib.load(os.path.join(model_dir, "model.joblib"))
+
+        def input_fn(body, content_type):
+            return np.array([[float(v) for v in line.split(",")] for line in body.strip().splitlines()])
+
+        def predict_fn(data, model):
+            return model.predict(data)
+
+        def output_fn(prediction, accept):
+            return "".join(f"{p:.4f}\\n" for p in prediction)
+    """))
+    model = Model(image_uri=SKLEARN_IMAGE, model_data=fitted_model_tarball(sess, tmp_path), entry_point="inference.py",
+                  source_dir=str(code), role=sluice.get_execution_role(), sagemaker_session=sess)
+    bucket = sess.default_bucket()
+    rows = ["id-1,0.45,0.36,0.11", "id-2,0.1,0.2,0.3"]
+    sess.store.put(bucket, "batch/part-0.csv", ("\n".join(rows) + "\n").encode())
+    transformer = model.transformer(instance_count=1, instance_type="ml.m5.large", strategy="MultiRecord",
+                                    assemble_with="Line", accept="text/csv", output_path=f"s3://{bucket}/scores")
+    transformer.transform(f"s3://{bucket}/batch/", content_type="text/csv", split_type="Line",
+                          input_filter="$[1:]", join_source="Input", output_filter="$[0,-1]", logs=False)
+    out = sess.store.get_bytes(bucket, "scores/part-0.csv.out").decode().splitlines()
+    assert [line.split(",")[0] for line in out] == ["id-1", "id-2"]  # the id joined back, then the score
+    assert float(out[0].split(",")[1]) == pytest.approx(0.45 * 10 + 0.36 * 5 + 0.11, abs=1e-3)
+    assert transformer.latest_transform_job.describe()["TransformJobStatus"] == "Completed"
