@@ -22,6 +22,7 @@ from typing import Any
 
 from sluice.errors import PipelineError
 from sluice.workflow.entities import Entity, PipelineVariable, serialize
+from sluice.workflow.expressions import literal_kind
 
 __all__ = [
     "Condition",
@@ -90,14 +91,8 @@ def kind_of(value: Any) -> str | None:
     from sluice.workflow.pipeline_experiment_config import PipelineExperimentConfigProperty
     from sluice.workflow.properties import Properties
 
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "float"
-    if isinstance(value, str):
-        return "string"
+    if (kind := literal_kind(value)) is not None:
+        return kind
     if isinstance(value, Parameter):
         return value.parameter_type.value.lower()
     if isinstance(value, ExecutionVariable | Join | PipelineExperimentConfigProperty):

@@ -36,6 +36,7 @@ __all__ = [
     "format_path",
     "is_expression",
     "iter_references",
+    "literal_kind",
     "parse_path",
     "parse_reference",
     "resolve_path",
@@ -98,6 +99,20 @@ class Reference:
     def is_property_file(self) -> bool:
         """``Steps.<s>.PropertyFiles.<name>``: only meaningful as a JsonGet's PropertyFile."""
         return self.namespace == "Steps" and len(self.path) == 2 and self.path[0] == Attr("PropertyFiles")
+
+
+def literal_kind(value: Any) -> str | None:
+    """``boolean`` / ``integer`` / ``float`` / ``string`` for a literal operand, else ``None`` (bool before int:
+    ``True`` is an ``int`` in Python but a boolean in a definition)."""
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "float"
+    if isinstance(value, str):
+        return "string"
+    return None
 
 
 def is_expression(value: Any) -> bool:

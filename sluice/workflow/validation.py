@@ -29,6 +29,7 @@ from sluice.workflow.expressions import (
     Index,
     Reference,
     iter_references,
+    literal_kind,
     parse_reference,
 )
 from sluice.workflow.graph import (
@@ -293,14 +294,8 @@ class _Checker:
 
     def kind(self, value: Any) -> str | None:
         """The kind of a condition operand when it is known before the run (see ``comparison_problem``)."""
-        if isinstance(value, bool):
-            return "boolean"
-        if isinstance(value, int):
-            return "integer"
-        if isinstance(value, float):
-            return "float"
-        if isinstance(value, str):
-            return "string"
+        if (kind := literal_kind(value)) is not None:
+            return kind
         if not isinstance(value, Mapping):
             return None
         if JOIN in value:
