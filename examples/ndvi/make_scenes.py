@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
+from affine import Affine
 from rasterio.crs import CRS
-from rasterio.transform import from_origin
 
 BANDS: tuple[str, ...] = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B11", "B12")
 """The Sentinel-2 L2A bands, in product order (B10 is a cirrus band that L2A drops)."""
@@ -114,7 +114,7 @@ def make_scenes(out_dir: Path, count: int = 8, size: int = 256, seed: int = 0) -
             "count": len(BANDS),
             "dtype": "uint16",
             "crs": CRS.from_epsg(CRS_EPSG),
-            "transform": from_origin(x0, y0, PIXEL_SIZE, PIXEL_SIZE),
+            "transform": Affine(PIXEL_SIZE, 0.0, x0, 0.0, -PIXEL_SIZE, y0),  # north-up, origin at top-left
             "nodata": 0,
             "compress": "deflate",
             "predictor": 2,
