@@ -75,21 +75,40 @@ class ProcessRef:
             return False
         return True
 
+    def group_alive(self) -> bool:
+        """Whether any process of the group is left. The leader (a keeper shell) dies on SIGTERM at once;
+        the model server behind it may still be shutting down, so the leader alone says too little."""
+        child = _CHILDREN.get(self.pid)
+        if child is not None:
+            child.poll()  # reap our own leader, so its zombie does not count
+        try:
+            os.killpg(self.pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
     def stop(self, grace: float = 5.0) -> None:
-        """SIGTERM the group, then SIGKILL it if it is still there after ``grace`` seconds; reap it if ours."""
+        """SIGTERM the group, then SIGKILL it if any of it is still there after ``grace`` seconds; return once
+        the whole group is gone (or, at worst, ``grace`` after the SIGKILL)."""
         if self.signal_group(signal.SIGTERM):
-            deadline = time.monotonic() + grace
-            interval = 0.01
-            while self.alive() and time.monotonic() < deadline:
-                time.sleep(interval)
-                interval = min(interval * 2, 0.2)
-            if self.alive():
+            self._wait_group(grace)
+            if self.group_alive():
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(self.pid, signal.SIGKILL)
+                self._wait_group(grace)
         child = _CHILDREN.pop(self.pid, None)
         if child is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 child.wait(grace)
+
+    def _wait_group(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        interval = 0.01
+        while self.group_alive() and time.monotonic() < deadline:
+            time.sleep(interval)
+            interval = min(interval * 2, 0.2)
 
 
 def spawn_detached(argv: list[str], env: dict[str, str], cwd: Path, log_path: Path) -> ProcessRef:
