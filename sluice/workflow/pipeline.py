@@ -11,8 +11,9 @@ emits is one it would accept, and it returns the ``2020-12-01`` JSON the SDK emi
 
 ``Pipeline.from_definition(text)`` reads any SDK-produced definition into a Pipeline whose steps re-emit
 the definition as it was; ``Pipeline.compile()`` gives the parsed model the executor will consume
-(:class:`sluice.workflow.graph.PipelineDefinition`). Running pipelines is not built yet: ``create``,
-``upsert`` and ``start`` say so.
+(:class:`sluice.workflow.graph.PipelineDefinition`). ``create``/``update``/``upsert`` record the
+definition (a metadata resource of kind ``Pipeline``) and ``start`` runs it with
+:mod:`sluice.workflow.executor` (Processing, Training, Condition and Fail steps for now).
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ __all__ = ["Pipeline"]
 
 _PIPELINE_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,255}")
 _DEFAULT = object()
+_PIPELINE_KIND = "Pipeline"
 
 
 def _default_experiment_config() -> PipelineExperimentConfig:
@@ -190,26 +192,85 @@ class Pipeline:
         pipeline._emit_experiment_config = parsed.has_experiment_config
         return pipeline
 
-    # ---- what needs the executor ---------------------------------------------------------------------------
-    def _not_yet(self, what: str) -> PipelineError:
-        return PipelineError(f"Pipeline.{what}() is not available yet: sluice builds, parses, validates and emits "
-                             "pipeline definitions (definition(), from_definition(), compile()), and the executor "
-                             "that runs them is the next piece of work. See docs/pipelines.md.")
+    # ---- recording and running ------------------------------------------------------------------------
+    def _session(self) -> Any:
+        if self.sagemaker_session is not None:
+            return self.sagemaker_session
+        from sluice.session import Session
+
+        return Session()
+
+    def _record(self) -> Any:
+        return self._session().metadata.get_resource(_PIPELINE_KIND, self.name)
 
     def create(self, role_arn: str | None = None, description: str | None = None, **kwargs: Any) -> Any:
-        raise self._not_yet("create")
+        """Record the pipeline's definition (a resource of kind ``Pipeline``); a name taken is refused."""
+        if self._record() is not None:
+            raise PipelineError(f"ResourceInUse: pipeline {self.name!r} already exists; use update() or upsert().")
+        return self._save(role_arn, description, create=True)
 
     def update(self, role_arn: str | None = None, description: str | None = None, **kwargs: Any) -> Any:
-        raise self._not_yet("update")
+        """Replace the recorded definition of an existing pipeline."""
+        if self._record() is None:
+            raise PipelineError(f"ResourceNotFound: pipeline {self.name!r} does not exist; use create() or upsert().")
+        return self._save(role_arn, description, create=False)
 
     def upsert(self, role_arn: str | None = None, description: str | None = None, **kwargs: Any) -> Any:
-        raise self._not_yet("upsert")
+        """Create the pipeline, or update it when it exists; returns ``{"PipelineArn": ...}``."""
+        return self._save(role_arn, description, create=self._record() is None)
 
-    def start(self, parameters: dict[str, Any] | None = None, **kwargs: Any) -> Any:
-        raise self._not_yet("start")
+    def _save(self, role_arn: str | None, description: str | None, *, create: bool) -> dict[str, Any]:
+        from sluice.workflow.executor import pipeline_arn
+
+        if not role_arn:
+            raise PipelineError("role_arn is required to create or update a pipeline (any IAM role ARN; it is "
+                                "recorded only).")
+        session = self._session()
+        arn = pipeline_arn(self.name, session.boto_region_name)
+        record: dict[str, Any] = {"PipelineName": self.name, "PipelineArn": arn, "RoleArn": role_arn,
+                                  "PipelineDefinition": self.definition(), "PipelineDescription": description,
+                                  "ParallelismConfiguration": (self.parallelism_config.to_request()
+                                                               if self.parallelism_config else None)}
+        if create:
+            session.metadata.create_resource(_PIPELINE_KIND, self.name, record)
+        else:
+            session.metadata.update_resource(_PIPELINE_KIND, self.name, record)
+        return {"PipelineArn": arn}
+
+    def start(self, parameters: dict[str, Any] | None = None, execution_display_name: str | None = None,
+              execution_description: str | None = None, parallelism_config: Any = None,
+              selective_execution_config: Any = None, **kwargs: Any) -> Any:
+        """Run the recorded definition; returns a running execution (``wait``, ``describe``, ``list_steps``).
+
+        Everything is checked first (the pipeline exists, the step types are supported, the parameter
+        values are valid), so a refused start runs nothing.
+        """
+        from sluice.workflow.executor import PipelineExecution
+
+        if selective_execution_config is not None:
+            raise PipelineError("selective execution is not available yet: start the whole pipeline.")
+        row = self._record()
+        if row is None:
+            raise PipelineError(f"ResourceNotFound: pipeline {self.name!r} does not exist; call "
+                                "pipeline.upsert(role_arn=...) before start().")
+        parsed = parse_definition(row.record["PipelineDefinition"])
+        validate_definition(parsed)
+        if parallelism_config is not None:
+            max_parallel = (parallelism_config.max_parallel_execution_steps
+                            if isinstance(parallelism_config, ParallelismConfiguration)
+                            else parallelism_config["MaxParallelExecutionSteps"])
+        else:
+            max_parallel = (row.record.get("ParallelismConfiguration") or {}).get("MaxParallelExecutionSteps")
+        execution = PipelineExecution(self._session(), self.name, parsed, parameters, max_parallel,
+                                      execution_display_name)
+        return execution.start()
 
     def describe(self) -> Any:
-        raise self._not_yet("describe")
+        """``DescribePipeline``: the recorded pipeline."""
+        row = self._record()
+        if row is None:
+            raise PipelineError(f"ResourceNotFound: pipeline {self.name!r} does not exist.")
+        return dict(row.record)
 
     def __repr__(self) -> str:
         return f"Pipeline(name={self.name!r}, steps={[getattr(s, 'name', s) for s in self.steps]})"
