@@ -27,6 +27,7 @@ from sluice.channels.delivery import Delivery, InstanceChannel, start_delivery
 from sluice.channels.outputs import ContinuousUploader, upload_output
 from sluice.channels.spec import OutputSpec, UploadMode
 from sluice.jobs.layout import InstanceLayout
+from sluice.runtime.environments import Environment
 from sluice.runtime.sandbox import Sandbox
 from sluice.storage.base import ObjectStore
 from sluice.storage.uri import S3Uri
@@ -366,6 +367,18 @@ def install_deps(python: str, pip_args: list[str], deps_root: Path, digest: str)
         except OSError:  # another process installed the same digest first
             shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+def base_environment(home: Path, environment: Environment, *, drop: tuple[str, ...] = ()) -> dict[str, str]:
+    """What every instance's environment starts from: this process's variables (less ``drop``), the image's
+    interpreter first on ``PATH`` as ``python``/``python3``, unbuffered Python output (so logs stream), and
+    the shared requirements cache (``SLUICE_DEPS_ROOT``, which FrameworkProcessor's runproc.sh uses)."""
+    shims = make_python_shims(home / "envs", environment.name, environment.python)
+    env = {k: v for k, v in os.environ.items() if k not in drop}
+    env["PATH"] = f"{shims}{os.pathsep}{env.get('PATH', '')}"
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    env["SLUICE_DEPS_ROOT"] = str(home / "deps")
+    return env
 
 
 def make_python_shims(envs_root: Path, env_name: str, python: str) -> Path:

@@ -7,7 +7,6 @@ stops here) and the backend's own checks run — all before the job is recorded 
 
 from __future__ import annotations
 
-import os
 import signal
 from dataclasses import dataclass
 from typing import Any
@@ -22,7 +21,7 @@ from sluice.runtime.backend import get_backend
 from sluice.runtime.driver import JobDriver, JobTimes
 from sluice.runtime.environments import resolve_image
 from sluice.runtime.feedback import ConsoleFeedback
-from sluice.runtime.instance import InstanceEvents, InstanceTask, make_python_shims
+from sluice.runtime.instance import InstanceEvents, InstanceTask, base_environment
 from sluice.runtime.sandbox import detect_sandbox
 from sluice.storage import store_for
 
@@ -61,11 +60,7 @@ def start_processing_job(
     root = job_dir(config.jobs_root, spec.name)
     record = describe_processing_job(spec, str(JobStatus.IN_PROGRESS))
     job_config = processing_job_config(record)
-    shims = make_python_shims(config.home / "envs", environment.name, environment.python)
-    base_env = dict(os.environ)
-    base_env["PATH"] = f"{shims}{os.pathsep}{base_env.get('PATH', '')}"
-    base_env.setdefault("PYTHONUNBUFFERED", "1")
-    base_env["SLUICE_DEPS_ROOT"] = str(config.home / "deps")
+    base_env = base_environment(config.home, environment)
     base_env.update(spec.env_vars)
     argv = list(spec.entrypoint) + list(spec.arguments)
     tasks = [

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import io
 import logging
-import os
 import re
 import signal
 import tarfile
@@ -45,7 +44,7 @@ from sluice.runtime.backend import get_backend
 from sluice.runtime.driver import JobDriver, JobTimes
 from sluice.runtime.environments import resolve_image
 from sluice.runtime.feedback import ConsoleFeedback
-from sluice.runtime.instance import CheckpointSync, CodeBundle, InstanceEvents, InstanceTask, make_python_shims
+from sluice.runtime.instance import CheckpointSync, CodeBundle, InstanceEvents, InstanceTask, base_environment
 from sluice.runtime.processing import RunningJob
 from sluice.runtime.sandbox import detect_sandbox
 from sluice.storage import ObjectStore, S3Uri, store_for
@@ -173,10 +172,7 @@ def start_training_job(
                     "network. Install bubblewrap to isolate it.", spec.name)
     root = job_dir(config.jobs_root, spec.name)
     record = describe_training_job(spec, str(JobStatus.IN_PROGRESS), **(record_extras or {}))
-    shims = make_python_shims(config.home / "envs", environment.name, environment.python)
-    base_env = dict(os.environ)
-    base_env["PATH"] = f"{shims}{os.pathsep}{base_env.get('PATH', '')}"
-    base_env.setdefault("PYTHONUNBUFFERED", "1")
+    base_env = base_environment(config.home, environment)
     base_env.update(spec.env_vars)
     num_cpus = num_cpus_for(spec.instance_type)
     hps_json = dict(spec.hyperparameters)

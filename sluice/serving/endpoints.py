@@ -50,7 +50,7 @@ from sluice.errors import ExecutionError, SpecError
 from sluice.jobs.instance_types import check_quota
 from sluice.jobs.layout import InstanceLayout, host_names
 from sluice.runtime.environments import Environment, resolve_image
-from sluice.runtime.instance import install_deps, make_python_shims
+from sluice.runtime.instance import base_environment, install_deps
 from sluice.runtime.sandbox import detect_sandbox
 from sluice.serving.processes import ProcessRef, read_tail, reserve_port, spawn_detached
 from sluice.storage import ObjectStore, S3Uri, store_for
@@ -351,10 +351,7 @@ def _worker_env(
     vcpus: int,
 ) -> dict[str, str]:
     """The worker's environment: sluice's, the model's container environment, the deploy ``env``, the wiring."""
-    base = {k: v for k, v in os.environ.items() if k not in ("SAGEMAKER_BASE_DIR", "SLUICE_OPT_ML")}
-    shims = make_python_shims(config.home / "envs", environment.name, environment.python)
-    base["PATH"] = f"{shims}{os.pathsep}{base.get('PATH', '')}"
-    base.setdefault("PYTHONUNBUFFERED", "1")
+    base = base_environment(config.home, environment, drop=("SAGEMAKER_BASE_DIR", "SLUICE_OPT_ML"))
     base["SAGEMAKER_MODEL_SERVER_WORKERS"] = str(max(1, min(vcpus, os.cpu_count() or 1)))
     base["SAGEMAKER_REGION"] = config.storage.region
     for key, value in {**(container.get("Environment") or {}), **env}.items():

@@ -25,7 +25,6 @@ so its siblings are left to finish their own objects (see :class:`_FinishAll`) b
 
 from __future__ import annotations
 
-import os
 import signal
 from typing import Any
 
@@ -41,7 +40,7 @@ from sluice.runtime.backend import Backend, InstanceHandle, get_backend
 from sluice.runtime.driver import JobDriver, JobTimes
 from sluice.runtime.environments import resolve_image
 from sluice.runtime.feedback import ConsoleFeedback
-from sluice.runtime.instance import CodeBundle, InstanceEvents, InstanceResult, InstanceTask, make_python_shims
+from sluice.runtime.instance import CodeBundle, InstanceEvents, InstanceResult, InstanceTask, base_environment
 from sluice.runtime.processing import RunningJob
 from sluice.runtime.sandbox import detect_sandbox
 from sluice.serving.batch import BatchConfig
@@ -142,10 +141,7 @@ def start_transform_job(
     hosts = host_names(n)
     root = job_dir(config.jobs_root, spec.name)
     record = describe_transform_job(spec, str(JobStatus.IN_PROGRESS))
-    shims = make_python_shims(config.home / "envs", environment.name, environment.python)
-    env = dict(os.environ)
-    env["PATH"] = f"{shims}{os.pathsep}{env.get('PATH', '')}"
-    env.setdefault("PYTHONUNBUFFERED", "1")
+    env = base_environment(config.home, environment)
     env["SLUICE_FRAMEWORK"] = environment.name  # which default model loader the server tries first
     env.update(spec.container_env())
     code = CodeBundle(spec.model_data_url, MODEL_DIR, str(config.home / "deps"), environment.python,
