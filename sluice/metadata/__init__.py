@@ -1,5 +1,13 @@
-"""The metadata layer: the record of jobs (and later executions, models, cache entries)."""
+"""The metadata layer: the record of jobs, pipeline executions and their steps, models and cache entries."""
 
-from sluice.metadata.store import JobRow, MetadataStore, MetricPoint, ResourceRow, open_metadata
+from sluice.metadata.store import (
+    CacheEntry,
+    JobRow,
+    MetadataStore,
+    MetricPoint,
+    ResourceRow,
+    StepRow,
+    open_metadata,
+)
 
-__all__ = ["JobRow", "MetadataStore", "MetricPoint", "ResourceRow", "open_metadata"]
+__all__ = ["CacheEntry", "JobRow", "MetadataStore", "MetricPoint", "ResourceRow", "StepRow", "open_metadata"]

@@ -37,7 +37,7 @@ from sqlalchemy.exc import IntegrityError
 
 from sluice.errors import SpecError
 
-__all__ = ["JobRow", "MetadataStore", "MetricPoint", "ResourceRow", "open_metadata"]
+__all__ = ["CacheEntry", "JobRow", "MetadataStore", "MetricPoint", "ResourceRow", "StepRow", "open_metadata"]
 
 _meta = MetaData()
 
@@ -79,6 +79,60 @@ resources = Table(
     Column("created_at", Float, nullable=False, index=True),
     Column("updated_at", Float, nullable=False),
 )
+
+
+pipeline_steps = Table(
+    "pipeline_steps",
+    _meta,
+    Column("execution", String(64), primary_key=True),
+    Column("step", String(256), primary_key=True),
+    Column("status", String(32), nullable=False),
+    Column("record", Text, nullable=False),
+    Column("started_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+"""One row per step of a pipeline execution: its ``ListPipelineExecutionSteps`` entry plus what later steps
+read from it (``record["Properties"]``). The execution itself is a ``jobs`` row of kind PipelineExecution."""
+
+cache_entries = Table(
+    "cache_entries",
+    _meta,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("pipeline", String(256), nullable=False, index=True),
+    Column("step", String(256), nullable=False),
+    Column("key", String(64), nullable=False, index=True),
+    Column("parts", Text, nullable=False),
+    Column("execution_arn", Text, nullable=False),
+    Column("record", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+"""A successful step run that a later run with the same cache key may reuse (contract 5.8)."""
+
+
+@dataclass(frozen=True)
+class StepRow:
+    """One step of one pipeline execution as stored."""
+
+    execution: str
+    step: str
+    status: str
+    record: dict[str, Any]
+    started_at: float
+    updated_at: float
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    """A reusable step run: its key, the parts the key was made of, and the step record to copy."""
+
+    id: int
+    pipeline: str
+    step: str
+    key: str
+    parts: dict[str, Any]
+    execution_arn: str
+    record: dict[str, Any]
+    created_at: float
 
 
 @dataclass(frozen=True)
@@ -278,6 +332,51 @@ class MetadataStore:
                 select(jobs.c.stop_requested).where(jobs.c.kind == kind, jobs.c.name == name)
             ).first()
         return bool(r and r[0])
+
+
+    # ---- pipeline execution steps --------------------------------------------------------------
+    def put_step(self, execution: str, step: str, status: str, record: dict[str, Any]) -> None:
+        """Insert or replace the row of ``step`` in ``execution``."""
+        now = time.time()
+        values = {"status": status, "record": json.dumps(record, default=str), "updated_at": now}
+        with self.engine.begin() as conn:
+            done = conn.execute(
+                update(pipeline_steps).where(pipeline_steps.c.execution == execution, pipeline_steps.c.step == step)
+                .values(**values)
+            ).rowcount
+            if not done:
+                conn.execute(insert(pipeline_steps).values(execution=execution, step=step, started_at=now, **values))
+
+    def list_steps(self, execution: str) -> list[StepRow]:
+        """The steps of ``execution`` that have a row, in the order they started."""
+        q = (select(pipeline_steps).where(pipeline_steps.c.execution == execution)
+             .order_by(pipeline_steps.c.started_at, pipeline_steps.c.step))
+        with self.engine.connect() as conn:
+            return [StepRow(r.execution, r.step, r.status, json.loads(r.record), r.started_at, r.updated_at)
+                    for r in conn.execute(q)]
+
+    # ---- step cache -------------------------------------------------------------------------------
+    def add_cache_entry(self, pipeline: str, step: str, key: str, parts: dict[str, Any], execution_arn: str,
+                        record: dict[str, Any]) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(insert(cache_entries).values(
+                pipeline=pipeline, step=step, key=key, parts=json.dumps(parts, default=str, sort_keys=True),
+                execution_arn=execution_arn, record=json.dumps(record, default=str), created_at=time.time()))
+
+    def cache_entries(self, pipeline: str, step: str | None = None, key: str | None = None,
+                      not_before: float | None = None, limit: int = 100) -> list[CacheEntry]:
+        """Entries of ``pipeline`` (optionally one step, one key, none older than ``not_before``), newest first."""
+        q = select(cache_entries).where(cache_entries.c.pipeline == pipeline)
+        if step is not None:
+            q = q.where(cache_entries.c.step == step)
+        if key is not None:
+            q = q.where(cache_entries.c.key == key)
+        if not_before is not None:
+            q = q.where(cache_entries.c.created_at >= not_before)
+        q = q.order_by(cache_entries.c.created_at.desc(), cache_entries.c.id.desc()).limit(limit)
+        with self.engine.connect() as conn:
+            return [CacheEntry(r.id, r.pipeline, r.step, r.key, json.loads(r.parts), r.execution_arn,
+                               json.loads(r.record), r.created_at) for r in conn.execute(q)]
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
