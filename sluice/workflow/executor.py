@@ -1,81 +1,110 @@
-"""A first pipeline executor: one scheduler loop over the parsed graph, steps on threads.
+"""The pipeline executor: one scheduler over the parsed graph, each step's attempts on a worker thread.
 
-Scope (docs/pipelines.md, "What is next"): parameters, run-time expression resolution, Processing, Training,
-Condition and Fail steps, and ``MaxParallelExecutionSteps``. Every other step type, caching, retries and
-selective execution are refused by :func:`check_supported` before anything runs, so a pipeline never half
-runs because a later step turns out to be unsupported.
+Semantics follow the service (contract 5.8-5.14):
 
-Semantics follow the service (contract 5.10, 5.11, 5.14): a step starts as soon as its dependencies have
-succeeded; the untaken branch of a condition and everything downstream of it never runs; when a step fails
-(a FailStep included), running steps finish, no new step starts, and the execution ends ``Failed``.
+- a step starts as soon as its dependencies have succeeded, up to ``MaxParallelExecutionSteps`` at once;
+- the untaken branch of a condition and everything downstream of it never runs;
+- when a step fails (a FailStep included), running steps finish, no new step starts, and the execution
+  ends ``Failed`` with the reason;
+- ``RetryPolicies`` retry a failed attempt whose cause is one of the policy's exception types, after
+  ``IntervalSeconds * BackoffRate ** (retry - 1)`` seconds, up to ``MaxAttempts`` retries (Step Functions'
+  meaning: 0 never retries) or until ``ExpireAfterMin`` minutes after the first attempt; a failure of the
+  user's own code is never retried;
+- ``CacheConfig`` reuses the newest successful run of the same step of the same pipeline whose cache key
+  (:mod:`sluice.workflow.cache`: the service's per-type attributes plus the bytes of inputs and code) is
+  equal, within ``ExpireAfter``;
+- ``SelectiveExecutionConfig`` runs only the selected steps and takes the other steps' outputs from a
+  source execution;
+- a stop request (from any process) stops running jobs, starts nothing new, and ends ``Stopped``.
+
+Every step and the execution are recorded in the metadata store as they change
+(:mod:`sluice.workflow.execution` reads them). Everything that can be checked before a step runs is
+checked in :class:`ExecutionDriver`'s constructor, so a refused start runs nothing and records nothing.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import json
-import re
 import secrets
 import threading
+import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any
 
-from sluice.config import ACCOUNT_ID
 from sluice.errors import PipelineError
 from sluice.workflow.conditions import ORDERING
+from sluice.workflow.execution import (
+    EXECUTION_KIND,
+    TERMINAL,
+    PipelineExecution,
+    execution_arn,
+    open_execution,
+    parse_execution_arn,
+    pipeline_arn,
+)
 from sluice.workflow.expressions import GET, JOIN, JSON_GET, Attr, parse_path, parse_reference, resolve_path
-from sluice.workflow.graph import PipelineDefinition, StepSpec, StepType, dependencies, downstream
-from sluice.workflow.validation import validate_overrides
+from sluice.workflow.graph import PipelineDefinition, RetrySpec, StepSpec, StepType, dependencies, downstream
+from sluice.workflow.runners.base import StepContext, StepFailed, StepOutcome, job_name
+from sluice.workflow.validation import validate_overrides, validate_selection
 
-__all__ = ["DEFAULT_MAX_PARALLEL", "PipelineExecution", "check_supported", "pipeline_arn"]
+__all__ = [
+    "DEFAULT_MAX_PARALLEL",
+    "ExecutionDriver",
+    "check_supported",
+    "parse_execution_arn",
+    "pipeline_arn",
+    "start_execution",
+]
 
 DEFAULT_MAX_PARALLEL = 50
-SUPPORTED = (StepType.PROCESSING, StepType.TRAINING, StepType.CONDITION, StepType.FAIL)
-_JOB_KINDS = {StepType.PROCESSING: "ProcessingJob", StepType.TRAINING: "TrainingJob"}
-
-
-def pipeline_arn(name: str, region: str) -> str:
-    """The ARN a pipeline of this name has (lower-cased, as the service spells it)."""
-    return f"arn:aws:sagemaker:{region}:{ACCOUNT_ID}:pipeline/{name.lower()}"
-
-
-def check_supported(definition: PipelineDefinition) -> None:
-    """Refuse, before anything runs, every step this first executor cannot run faithfully (no stubs)."""
-    problems = []
-    for name, spec in definition.graph.items():
-        if spec.type not in SUPPORTED:
-            problems.append(f"step {name!r} is a {spec.type} step: running {spec.type} steps is not available "
-                            "yet (this executor runs Processing, Training, Condition and Fail steps)")
-        if spec.type is StepType.TRAINING and _is_function_step(spec):
-            problems.append(f"step {name!r} is a @step function step: running function steps is not available "
-                            "yet")
-        if spec.cache_config is not None and spec.cache_config.enabled:
-            problems.append(f"step {name!r} enables CacheConfig: step caching is not available yet")
-        if spec.retry_policies:
-            problems.append(f"step {name!r} has RetryPolicies: retries are not available yet")
-    if problems:
-        lines = "\n".join(f"  - {p}" for p in problems)
-        raise PipelineError(f"The pipeline cannot be run yet; nothing was started:\n{lines}")
+_SCHEDULER_TICK = 0.25
+_JOB_NAME_VARIABLES = {
+    StepType.PROCESSING: "ProcessingJobName", StepType.TRAINING: "TrainingJobName",
+    StepType.TRANSFORM: "TransformJobName", StepType.TUNING: "TuningJobName",
+}
 
 
 def _is_function_step(spec: StepSpec) -> bool:
     """A ``@step`` compiles to a Training step whose channels include the remote-function bootstrap scripts."""
     from sluice.workflow.function_step import RUNTIME_SCRIPTS_CHANNEL_NAME
 
-    channels = spec.arguments.get("InputDataConfig")
+    channels = spec.arguments.get("InputDataConfig") if isinstance(spec.arguments, Mapping) else None
     return isinstance(channels, list) and any(
         isinstance(c, Mapping) and c.get("ChannelName") == RUNTIME_SCRIPTS_CHANNEL_NAME for c in channels)
 
 
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
+def _runner_for(spec: StepSpec) -> Callable[[StepContext, dict[str, Any]], StepOutcome] | None:
+    from sluice.workflow.runners import RUNNERS
+
+    if spec.type is StepType.TRAINING and _is_function_step(spec):
+        try:
+            from sluice.workflow.runners.function import run_function_step
+        except ModuleNotFoundError:
+            return None
+        return run_function_step
+    return RUNNERS.get(spec.type)
 
 
-def _job_name(execution_id: str, step: str) -> str:
-    """A unique, valid job name (``[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}``) that still says which step it ran."""
-    clean = re.sub(r"[^A-Za-z0-9]+", "-", step).strip("-")[:30] or "step"
-    return f"pipelines-{execution_id}-{clean}-{secrets.token_hex(3)}"[:63].rstrip("-")
+def check_supported(definition: PipelineDefinition) -> None:
+    """Refuse, before anything runs, every step sluice cannot run faithfully, and malformed cache settings."""
+    try:
+        from sluice.workflow.cache import check_cache_config
+    except ModuleNotFoundError:
+        def check_cache_config(spec: StepSpec) -> list[str]:
+            enabled = spec.cache_config is not None and spec.cache_config.enabled
+            return ["enables CacheConfig: step caching is not available yet"] if enabled else []
+
+    problems = []
+    for name, spec in definition.graph.items():
+        if spec.type not in (StepType.CONDITION, StepType.FAIL) and _runner_for(spec) is None:
+            problems.append(f"step {name!r} is a {spec.type} step, which sluice cannot run (it runs Processing, "
+                            "Training, Tuning, Transform, Model, RegisterModel, Lambda, Condition, Fail and @step "
+                            "function steps)")
+        problems.extend(f"step {name!r}: {p}" for p in check_cache_config(spec))
+    if problems:
+        lines = "\n".join(f"  - {p}" for p in problems)
+        raise PipelineError(f"The pipeline cannot be run; nothing was started:\n{lines}")
 
 
 def _text(value: Any) -> str:
@@ -85,119 +114,184 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-class _StepFailed(Exception):
-    """A step ended without succeeding; ``status`` is the step status to record."""
+class ExecutionDriver:
+    """Checks, records and drives one execution of a pipeline; :meth:`start` returns its handle."""
 
-    def __init__(self, reason: str, status: str = "Failed") -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.status = status
-
-
-class PipelineExecution:
-    """One run of a pipeline, driven on a background thread; shaped like the SDK's ``_PipelineExecution``."""
-
-    def __init__(self, session: Any, pipeline_name: str, definition: PipelineDefinition,
+    def __init__(self, session: Any, pipeline_name: str, definition: PipelineDefinition, definition_text: str,
                  parameters: Mapping[str, Any] | None = None, max_parallel: int | None = None,
-                 display_name: str | None = None) -> None:
+                 display_name: str | None = None, description: str | None = None,
+                 selective: Mapping[str, Any] | None = None) -> None:
         check_supported(definition)
         self.values = validate_overrides(definition.parameters, parameters)
         self.session = session
+        self.config = session.config
+        self.store = session.store
         self.definition = definition
+        self.graph = definition.graph
         self.pipeline_name = pipeline_name
         region = session.boto_region_name
         self.pipeline_arn = pipeline_arn(pipeline_name, region)
         self.execution_id = secrets.token_hex(6)
-        self.arn = f"{self.pipeline_arn}/execution/{self.execution_id}"
+        self.arn = execution_arn(pipeline_name, region, self.execution_id)
         self.max_parallel = max_parallel or DEFAULT_MAX_PARALLEL
+        if isinstance(self.max_parallel, bool) or not isinstance(self.max_parallel, int) or self.max_parallel < 1:
+            raise PipelineError(f"MaxParallelExecutionSteps must be a positive integer, not {max_parallel!r}.")
         self.display_name = display_name or f"execution-{self.execution_id}"
-        self._start = _now()
+        self.selected: set[str] | None = None
+        self.source: PipelineExecution | None = None
+        self.source_records: dict[str, dict[str, Any]] = {}
+        if selective is not None:
+            self._prepare_selection(selective)
+        self._start = time.time()
         self._lock = threading.Lock()
-        self._status = "Executing"
-        self._failure: str | None = None
-        self._end: dt.datetime | None = None
+        self._stop = threading.Event()
         self._steps: dict[str, dict[str, Any]] = {}
-        self._records: dict[str, dict[str, Any]] = {}
+        self._properties: dict[str, Mapping[str, Any]] = {}
+        self._metadata = session.metadata
         self._thread = threading.Thread(target=self._run, name=f"pipeline-{self.execution_id}", daemon=True)
+        self._record_start(definition_text, description, selective)
+
+    # ---- start ----------------------------------------------------------------------------------------
+    def _prepare_selection(self, selective: Mapping[str, Any]) -> None:
+        selected = [s.get("StepName") for s in selective.get("SelectedSteps", []) if isinstance(s, Mapping)]
+        validate_selection(self.graph, selected)
+        source_arn = selective.get("SourcePipelineExecutionArn")
+        if not source_arn:
+            from sluice.workflow.execution import list_executions
+
+            ended = [e for e in list_executions(self.config, self.pipeline_name, limit=1000)
+                     if e["PipelineExecutionStatus"] in TERMINAL]
+            if not ended:
+                raise PipelineError(f"selective execution: pipeline {self.pipeline_name!r} has no ended execution "
+                                    "to take the unselected steps from; run the whole pipeline first.")
+            source_arn = ended[0]["PipelineExecutionArn"]
+        source = open_execution(self.config, str(source_arn))
+        if source.pipeline_name != self.pipeline_name:
+            raise PipelineError(f"selective execution: {source_arn} is an execution of pipeline "
+                                f"{source.pipeline_name!r}, not {self.pipeline_name!r}.")
+        status = source.describe()["PipelineExecutionStatus"]
+        if status not in TERMINAL:
+            raise PipelineError(f"selective execution: the source execution {source_arn} is still {status}; "
+                                "it must have ended (Succeeded, Failed or Stopped).")
+        records = source.step_records()
+        deps = dependencies(self.graph)
+        problems = []
+        for name in selected:
+            for dep in sorted(deps[name]):
+                if dep in self.graph and dep not in selected:
+                    rec = records.get(dep)
+                    if rec is None or rec.get("StepStatus") != "Succeeded":
+                        problems.append(f"selected step {name!r} needs step {dep!r}, which did not succeed in "
+                                        f"{source_arn}; select {dep!r} too")
+        if problems:
+            lines = "\n".join(f"  - {p}" for p in problems)
+            raise PipelineError(f"The step selection cannot run; nothing was started:\n{lines}")
+        self.selected = set(selected)
+        self.source = source
+        self.source_records = records
+        self.source_arn = source.arn
+
+    def _record_start(self, definition_text: str, description: str | None,
+                      selective: Mapping[str, Any] | None) -> None:
+        request = {
+            "PipelineName": self.pipeline_name, "PipelineDefinition": definition_text,
+            "PipelineParameters": [{"Name": k, "Value": _text(v)} for k, v in self.values.items()],
+            "ParallelismConfiguration": {"MaxParallelExecutionSteps": self.max_parallel},
+        }
+        record: dict[str, Any] = {
+            "PipelineArn": self.pipeline_arn, "PipelineExecutionArn": self.arn,
+            "PipelineExecutionDisplayName": self.display_name, "PipelineExecutionStatus": "Executing",
+            "CreationTime": self._start, "LastModifiedTime": self._start,
+            "ParallelismConfiguration": {"MaxParallelExecutionSteps": self.max_parallel},
+            "PipelineExperimentConfig": {"ExperimentName": self.pipeline_name, "TrialName": self.execution_id},
+        }
+        if description:
+            record["PipelineExecutionDescription"] = description
+        if selective is not None:
+            config = {"SourcePipelineExecutionArn": self.source_arn,
+                      "SelectedSteps": [{"StepName": s} for s in sorted(self.selected or ())]}
+            request["SelectiveExecutionConfig"] = config
+            record["SelectiveExecutionConfig"] = config
+        self._record = record
+        self._metadata.create_job(EXECUTION_KIND, self.execution_id, "Executing", request, record)
 
     def start(self) -> PipelineExecution:
         self._thread.start()
-        return self
-
-    # ---- the SDK surface ------------------------------------------------------------------------------
-    def wait(self, delay: int = 30, max_attempts: int = 60, timeout: float | None = None) -> None:
-        """Block until the execution ends; like the SDK waiter, raise if it did not succeed."""
-        self._thread.join(timeout)
-        if self._thread.is_alive():
-            raise PipelineError(f"pipeline execution {self.arn} is still Executing after {timeout}s.")
-        if self._status != "Succeeded":
-            raise PipelineError(f"Waiter PipelineExecutionComplete failed: pipeline execution {self.arn} ended "
-                                f"{self._status}: {self._failure}")
-
-    def describe(self) -> dict[str, Any]:
-        """A ``DescribePipelineExecution``-shaped record."""
-        with self._lock:
-            out: dict[str, Any] = {
-                "PipelineArn": self.pipeline_arn, "PipelineExecutionArn": self.arn,
-                "PipelineExecutionDisplayName": self.display_name, "PipelineExecutionStatus": self._status,
-                "CreationTime": self._start, "LastModifiedTime": self._end or _now(),
-                "ParallelismConfiguration": {"MaxParallelExecutionSteps": self.max_parallel},
-            }
-            if self._failure is not None:
-                out["FailureReason"] = self._failure
-        return out
-
-    def list_steps(self) -> list[dict[str, Any]]:
-        """``ListPipelineExecutionSteps``: the steps that started, most recently started first."""
-        with self._lock:
-            steps = [dict(s) for s in self._steps.values()]
-        return sorted(steps, key=lambda s: s["StartTime"], reverse=True)
+        return PipelineExecution(self.config, self.execution_id, session=self.session, local_thread=self._thread)
 
     # ---- scheduling -----------------------------------------------------------------------------------
     def _run(self) -> None:
-        graph = self.definition.graph
-        deps = {name: {d for d in wanted if d in graph} for name, wanted in dependencies(graph).items()}
-        done: set[str] = set()
-        skipped: set[str] = set()
-        failed: list[str] = []
-        running: dict[Future[Any], str] = {}
         try:
-            with ThreadPoolExecutor(max_workers=self.max_parallel) as pool:
-                while True:
-                    if not failed:
-                        for name in graph:
-                            if name in done or name in skipped or name in running.values():
-                                continue
-                            if deps[name] & skipped:
-                                skipped.add(name)
-                                continue
-                            if deps[name] <= done and len(running) < self.max_parallel:
-                                self._mark(name, "Starting")
-                                running[pool.submit(self._run_step, graph[name])] = name
-                    if not running:
-                        break
-                    finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
-                    for future in finished:
-                        name = running.pop(future)
-                        try:
-                            untaken = future.result()
-                        except _StepFailed as exc:
-                            self._mark(name, exc.status, failure=exc.reason)
-                            failed.append(name)
-                            continue
-                        except Exception as exc:  # a bug or a refused request: the step fails, not the run loop
-                            reason = f"{type(exc).__name__}: {exc}"
-                            self._mark(name, "Failed", failure=reason)
-                            failed.append(name)
-                            continue
-                        self._mark(name, "Succeeded")
-                        done.add(name)
-                        if untaken:
-                            skipped.update(untaken)
-                            skipped.update(downstream(graph, untaken))
+            self._schedule()
         except Exception as exc:  # the scheduler itself broke: end Failed rather than hang Executing
             self._finish("Failed", f"InternalError: {type(exc).__name__}: {exc}")
-            return
+
+    def _schedule(self) -> None:
+        graph = self.graph
+        waiting_on = {name: {d for d in wanted if d in graph} for name, wanted in dependencies(graph).items()}
+        dependents: dict[str, list[str]] = {name: [] for name in graph}
+        for name, deps in waiting_on.items():
+            for dep in deps:
+                dependents[dep].append(name)
+        ready: list[str] = [name for name in graph if not waiting_on[name]]
+        finished: set[str] = set()
+        skipped: set[str] = set()
+        failed: list[str] = []
+        running: dict[Future[StepOutcome | None], str] = {}
+
+        def release(name: str) -> None:
+            for child in dependents[name]:
+                waiting_on[child].discard(name)
+                if not waiting_on[child] and child not in skipped:
+                    ready.append(child)
+
+        def skip(names: set[str]) -> None:
+            skipped.update(names)
+
+        with ThreadPoolExecutor(max_workers=self.max_parallel, thread_name_prefix=f"step-{self.execution_id}") \
+                as pool:
+            while True:
+                if self._stop_requested():
+                    self._stop.set()
+                if not failed and not self._stop.is_set():
+                    while ready and len(running) < self.max_parallel:
+                        name = ready.pop(0)
+                        if name in skipped or name in finished:
+                            continue
+                        if self.selected is not None and name not in self.selected:
+                            reused = self._reuse_from_source(name)
+                            finished.add(name)
+                            if reused is None:
+                                skip({name} | downstream(graph, [name]))
+                                continue
+                            if reused:
+                                skip(set(reused) | downstream(graph, reused))
+                            release(name)
+                            continue
+                        self._mark(name, "Starting")
+                        running[pool.submit(self._run_step, graph[name])] = name
+                if not running:
+                    break
+                done, _ = wait(list(running), timeout=_SCHEDULER_TICK, return_when=FIRST_COMPLETED)
+                for future in done:
+                    name = running.pop(future)
+                    finished.add(name)
+                    try:
+                        outcome = future.result()
+                    except StepFailed as exc:
+                        self._mark(name, exc.status, failure=exc.reason)
+                        if exc.status != "Stopped":
+                            failed.append(name)
+                        continue
+                    except Exception as exc:  # a bug or a refused request: the step fails, not the loop
+                        self._mark(name, "Failed", failure=f"{type(exc).__name__}: {exc}")
+                        failed.append(name)
+                        continue
+                    assert outcome is not None
+                    self._mark(name, "Succeeded")
+                    if outcome.untaken:
+                        skip(set(outcome.untaken) | downstream(graph, outcome.untaken))
+                    release(name)
         if failed:
             first = failed[0]
             reason = self._steps[first].get("FailureReason", "")
@@ -205,80 +299,180 @@ class PipelineExecution:
                 self._finish("Failed", reason)
             else:
                 self._finish("Failed", f"Step '{first}' failed: {reason}")
+        elif self._stop.is_set():
+            self._finish("Stopped", None)
         else:
             self._finish("Succeeded", None)
 
-    def _finish(self, status: str, failure: str | None) -> None:
+    def _stop_requested(self) -> bool:
+        if self._stop.is_set():
+            return True
+        return self._metadata.stop_requested(EXECUTION_KIND, self.execution_id)
+
+    def _reuse_from_source(self, name: str) -> list[str] | None:
+        """An unselected step: copy its record from the source execution. Returns the condition branch it did
+        not take (empty when none), or None when the source has no successful run of it (it is skipped)."""
+        record = self.source_records.get(name)
+        if record is None or record.get("StepStatus") != "Succeeded":
+            return None
+        copied = dict(record)
+        copied["SelectiveExecutionResult"] = {"SourcePipelineExecutionArn": self.source_arn}
         with self._lock:
-            self._status = status
-            self._failure = failure
-            self._end = _now()
+            self._steps[name] = copied
+            self._properties[name] = record.get("Properties") or {}
+        self._metadata.put_step(self.execution_id, name, "Succeeded", copied)
+        spec = self.graph[name]
+        if spec.type is StepType.CONDITION:
+            outcome = (record.get("Metadata") or {}).get("Condition", {}).get("Outcome")
+            return list(spec.else_steps if outcome else spec.if_steps)
+        return []
+
+    def _finish(self, status: str, failure: str | None) -> None:
+        record = dict(self._record, PipelineExecutionStatus=status, LastModifiedTime=time.time())
+        if failure is not None:
+            record["FailureReason"] = failure
+        self._record = record
+        self._metadata.update_job(EXECUTION_KIND, self.execution_id, record=record, status=status)
 
     def _mark(self, name: str, status: str, *, failure: str | None = None,
-              metadata: dict[str, Any] | None = None) -> None:
+              metadata: Mapping[str, Any] | None = None, **fields: Any) -> None:
+        """Update a step's record (in memory and in the store)."""
         with self._lock:
-            entry = self._steps.setdefault(name, {
-                "StepName": name, "StartTime": _now(), "StepStatus": status, "AttemptCount": 1, "Metadata": {}})
-            spec = self.definition.graph[name]
-            if spec.display_name:
-                entry["StepDisplayName"] = spec.display_name
-            if spec.description:
-                entry["StepDescription"] = spec.description
+            entry = self._steps.get(name)
+            if entry is None:
+                spec = self.graph[name]
+                entry = {"StepName": name, "StartTime": time.time(), "StepStatus": status, "AttemptCount": 0,
+                         "Metadata": {}}
+                if spec.display_name:
+                    entry["StepDisplayName"] = spec.display_name
+                if spec.description:
+                    entry["StepDescription"] = spec.description
+                self._steps[name] = entry
             entry["StepStatus"] = status
             if metadata:
                 entry["Metadata"].update(metadata)
             if failure is not None:
                 entry["FailureReason"] = failure
+            entry.update(fields)
             if status in ("Succeeded", "Failed", "Stopped"):
-                entry["EndTime"] = _now()
+                entry["EndTime"] = time.time()
+            snapshot = json.loads(json.dumps(entry, default=str))
+        self._metadata.put_step(self.execution_id, name, status, snapshot)
 
     # ---- running one step -----------------------------------------------------------------------------
-    def _run_step(self, spec: StepSpec) -> list[str]:
-        """Run ``spec``; returns the names of the condition branch not taken (empty for other steps)."""
-        self._mark(spec.name, "Executing")
+    def _run_step(self, spec: StepSpec) -> StepOutcome:
+        """Run ``spec`` to its end: cache lookup, then attempts under its retry policies."""
         if spec.type is StepType.CONDITION:
+            self._mark(spec.name, "Executing", AttemptCount=1)
             outcome = all(self._condition(c) for c in spec.arguments.get("Conditions", []))
             self._mark(spec.name, "Executing", metadata={"Condition": {"Outcome": outcome}})
-            return list(spec.else_steps if outcome else spec.if_steps)
+            with self._lock:
+                self._properties[spec.name] = {"Outcome": outcome}
+            return StepOutcome(properties={"Outcome": outcome},
+                               untaken=tuple(spec.else_steps if outcome else spec.if_steps))
         if spec.type is StepType.FAIL:
+            self._mark(spec.name, "Executing", AttemptCount=1)
             message = self._resolve(spec.arguments.get("ErrorMessage", ""), {})
             message = _text(message) if message is not None else ""
             self._mark(spec.name, "Executing", metadata={"Fail": {"ErrorMessage": message}})
-            raise _StepFailed(message)
-        self._run_job(spec)
-        return []
+            raise StepFailed(message)
+        runner = _runner_for(spec)
+        assert runner is not None  # check_supported refused the others
+        variable = _JOB_NAME_VARIABLES.get(spec.type)
+        request = self._resolve(spec.arguments, {variable: "<job name>"} if variable else {})
+        _stringify(request)
+        key = self._cache_lookup(spec, request)
+        if isinstance(key, StepOutcome):
+            return key
+        first_attempt = time.monotonic()
+        retries: dict[int, int] = {}
+        attempt = 0
+        while True:
+            attempt += 1
+            name = job_name(self.execution_id, spec.name)
+            attempt_request = self._resolve(spec.arguments, {variable: name} if variable else {})
+            _stringify(attempt_request)
+            context = StepContext(session=self.session, config=self.config, pipeline_name=self.pipeline_name,
+                                  execution_id=self.execution_id, execution_arn=self.arn, spec=spec, job_name=name,
+                                  stop=self._stop,
+                                  record_metadata=lambda m, n=spec.name: self._mark(n, "Executing", metadata=m))
+            self._mark(spec.name, "Executing", AttemptCount=attempt)
+            try:
+                outcome = runner(context, attempt_request)
+            except StepFailed as exc:
+                self._note_attempt(spec.name, attempt, exc.reason, exc.failure_type)
+                delay = self._retry_delay(spec.retry_policies, exc, retries, first_attempt)
+                if delay is None:
+                    raise
+                if self._stop.wait(delay):
+                    raise StepFailed(f"{exc.reason} (not retried: the execution was stopped)", "Stopped") from None
+                continue
+            with self._lock:
+                self._properties[spec.name] = outcome.properties
+            self._mark(spec.name, "Executing", metadata=outcome.metadata, Properties=dict(outcome.properties))
+            if key is not None:
+                self._metadata.add_cache_entry(self.pipeline_name, spec.name, key.digest, key.parts, self.arn,
+                                               self._steps_snapshot(spec.name))
+            return outcome
 
-    def _run_job(self, spec: StepSpec) -> None:
-        from sluice.metadata import open_metadata
-        from sluice.runtime.processing import start_processing_job
-        from sluice.runtime.training import start_training_job
-
-        kind = _JOB_KINDS[spec.type]
-        name = _job_name(self.execution_id, spec.name)
-        variables = {"ProcessingJobName" if spec.type is StepType.PROCESSING else "TrainingJobName": name}
-        request = self._resolve(spec.arguments, variables)
-        _stringify(request, spec.type)
-        request[f"{kind}Name"] = name
-        request.setdefault("RoleArn", f"arn:aws:iam::{ACCOUNT_ID}:role/SluiceLocalExecutionRole")
-        starter: Callable[..., Any] = (start_processing_job if spec.type is StepType.PROCESSING
-                                       else start_training_job)
-        config = self.session.config
-        running = starter(request, config)
-        row = open_metadata(config.database_url).get_job(kind, name)
-        arn = (row.record.get(f"{kind}Arn") if row else None) or name
-        self._mark(spec.name, "Executing", metadata={kind: {"Arn": arn}})
-        running.wait()
-        row = open_metadata(config.database_url).get_job(kind, name)
-        if row is None:
-            raise _StepFailed(f"{kind} {name} has no record")
-        record = dict(row.record)
+    def _note_attempt(self, name: str, attempt: int, reason: str, failure_type: str | None) -> None:
         with self._lock:
-            self._records[spec.name] = record
-        status = record.get(f"{kind}Status")
-        if status != "Completed":
-            reason = record.get("FailureReason") or "(no reason recorded)"
-            raise _StepFailed(f"{kind} {name} ended {status}: {reason}",
-                              "Stopped" if status == "Stopped" else "Failed")
+            attempts = list(self._steps.get(name, {}).get("Attempts", []))
+        attempts.append({"Attempt": attempt, "EndTime": time.time(), "FailureReason": reason,
+                         "FailureType": failure_type})
+        self._mark(name, "Executing", Attempts=attempts)
+
+    @staticmethod
+    def _retry_delay(policies: tuple[RetrySpec, ...], failure: StepFailed, retries: dict[int, int],
+                     first_attempt: float) -> float | None:
+        """Seconds to wait before the next attempt, or None when no policy retries this failure."""
+        if failure.status == "Stopped" or failure.failure_type is None:
+            return None
+        for index, policy in enumerate(policies):
+            if failure.failure_type not in policy.exception_types:
+                continue
+            done = retries.get(index, 0)
+            limit = policy.max_attempts
+            if limit is not None and done >= limit:
+                return None
+            if limit is None and policy.expire_after_min is None and done >= (policy.effective_max_attempts or 0):
+                return None
+            delay = policy.effective_interval_seconds * policy.effective_backoff_rate ** done
+            if policy.expire_after_min is not None and \
+                    time.monotonic() + delay - first_attempt > policy.expire_after_min * 60:
+                return None
+            retries[index] = done + 1
+            return float(delay)
+        return None
+
+    def _steps_snapshot(self, name: str) -> dict[str, Any]:
+        with self._lock:
+            return json.loads(json.dumps(self._steps[name], default=str))
+
+    def _cache_lookup(self, spec: StepSpec, request: dict[str, Any]) -> Any:
+        """A StepOutcome copied from a cache hit; else the step's cache key (None when caching is off)."""
+        if spec.cache_config is None or not spec.cache_config.enabled:
+            return None
+        from sluice.workflow.cache import cache_key, parse_expire_after
+
+        key = cache_key(spec, request, self.store)
+        if key is None:
+            return None
+        self._mark(spec.name, "Executing", CacheKey={"Digest": key.digest, "Parts": key.parts})
+        window = parse_expire_after(spec.cache_config.expire_after) if spec.cache_config.expire_after else None
+        not_before = time.time() - window if window is not None else None
+        hits = self._metadata.cache_entries(self.pipeline_name, spec.name, key=key.digest, not_before=not_before,
+                                            limit=1)
+        if not hits:
+            return key
+        hit = hits[0]
+        properties = hit.record.get("Properties") or {}
+        with self._lock:
+            self._properties[spec.name] = properties
+        self._mark(spec.name, "Executing", metadata=hit.record.get("Metadata") or {}, Properties=properties,
+                   CacheHitResult={"SourcePipelineExecutionArn": hit.execution_arn},
+                   AttemptCount=hit.record.get("AttemptCount", 1))
+        return StepOutcome(properties=properties, metadata=hit.record.get("Metadata") or {})
 
     # ---- expressions ----------------------------------------------------------------------------------
     def _resolve(self, value: Any, variables: Mapping[str, str]) -> Any:
@@ -309,7 +503,7 @@ class PipelineExecution:
             default = self.pipeline_name if ref.name == "ExperimentName" else self.execution_id
             return self._resolve(config.get(ref.name, default), variables)
         with self._lock:
-            record = self._records.get(ref.name)
+            record = self._properties.get(ref.name)
         if record is None:
             raise PipelineError(f"{target}: step {ref.name!r} has no Describe record (it has not run)")
         try:
@@ -318,7 +512,10 @@ class PipelineExecution:
             raise PipelineError(f"{target}: {exc.args[0]}") from None
 
     def _execution_variable(self, name: str, variables: Mapping[str, str]) -> Any:
-        fixed = {"StartDateTime": self._start.isoformat(), "CurrentDateTime": _now().isoformat(),
+        import datetime as dt
+
+        fixed = {"StartDateTime": dt.datetime.fromtimestamp(self._start, dt.UTC).isoformat(),
+                 "CurrentDateTime": dt.datetime.now(dt.UTC).isoformat(),
                  "PipelineName": self.pipeline_name, "PipelineArn": self.pipeline_arn,
                  "PipelineExecutionId": self.execution_id, "PipelineExecutionArn": self.arn, **variables}
         if name not in fixed:
@@ -330,7 +527,7 @@ class PipelineExecution:
         if "PropertyFile" in spec:
             target = spec["PropertyFile"].get(GET, "") if isinstance(spec["PropertyFile"], Mapping) else ""
             ref = parse_reference(target)
-            step = self.definition.graph.get(ref.name)
+            step = self.graph.get(ref.name)
             segment = ref.path[1] if len(ref.path) == 2 else None
             file_name = segment.name if isinstance(segment, Attr) else None
             declared = [p for p in (step.property_files if step else ()) if p.name == file_name]
@@ -345,7 +542,7 @@ class PipelineExecution:
             raise PipelineError(f"JsonGet: {uri!r} is not an s3:// URI")
         bucket, _, key = uri[5:].partition("/")
         try:
-            data = json.loads(self.session.store.get_bytes(bucket, key))
+            data = json.loads(self.store.get_bytes(bucket, key))
         except Exception as exc:
             raise PipelineError(f"JsonGet: cannot read JSON from {uri}: {exc}") from None
         try:
@@ -385,11 +582,20 @@ def _equal(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
-def _stringify(request: dict[str, Any], step_type: StepType) -> None:
+def _stringify(request: Any) -> None:
     """Values the job APIs take as strings (arguments, environment, hyperparameters) sent as strings."""
+    if not isinstance(request, dict):
+        return
     app = request.get("AppSpecification")
     if isinstance(app, dict) and isinstance(app.get("ContainerArguments"), list):
         app["ContainerArguments"] = [_text(v) for v in app["ContainerArguments"]]
-    for key in ("Environment", "HyperParameters"):
+    for key in ("Environment", "HyperParameters", "StaticHyperParameters"):
         if isinstance(request.get(key), dict):
             request[key] = {k: _text(v) for k, v in request[key].items()}
+
+
+def start_execution(session: Any, pipeline_name: str, definition_text: str, definition: PipelineDefinition,
+                    **kwargs: Any) -> PipelineExecution:
+    """Check, record and start one execution; returns its handle (see :class:`ExecutionDriver`)."""
+    return ExecutionDriver(session, pipeline_name, definition, definition_text, **kwargs).start()
+

@@ -220,7 +220,7 @@ class Pipeline:
         return self._save(role_arn, description, create=self._record() is None)
 
     def _save(self, role_arn: str | None, description: str | None, *, create: bool) -> dict[str, Any]:
-        from sluice.workflow.executor import pipeline_arn
+        from sluice.workflow.execution import pipeline_arn
 
         if not role_arn:
             raise PipelineError("role_arn is required to create or update a pipeline (any IAM role ARN; it is "
@@ -240,20 +240,19 @@ class Pipeline:
     def start(self, parameters: dict[str, Any] | None = None, execution_display_name: str | None = None,
               execution_description: str | None = None, parallelism_config: Any = None,
               selective_execution_config: Any = None, **kwargs: Any) -> Any:
-        """Run the recorded definition; returns a running execution (``wait``, ``describe``, ``list_steps``).
+        """Run the recorded definition; returns the execution (``wait``, ``describe``, ``list_steps``, ``stop``).
 
         Everything is checked first (the pipeline exists, the step types are supported, the parameter
-        values are valid), so a refused start runs nothing.
+        values and the step selection are valid), so a refused start runs nothing.
         """
-        from sluice.workflow.executor import PipelineExecution
+        from sluice.workflow.executor import start_execution
 
-        if selective_execution_config is not None:
-            raise PipelineError("selective execution is not available yet: start the whole pipeline.")
         row = self._record()
         if row is None:
             raise PipelineError(f"ResourceNotFound: pipeline {self.name!r} does not exist; call "
                                 "pipeline.upsert(role_arn=...) before start().")
-        parsed = parse_definition(row.record["PipelineDefinition"])
+        text = row.record["PipelineDefinition"]
+        parsed = parse_definition(text)
         validate_definition(parsed)
         if parallelism_config is not None:
             max_parallel = (parallelism_config.max_parallel_execution_steps
@@ -261,9 +260,21 @@ class Pipeline:
                             else parallelism_config["MaxParallelExecutionSteps"])
         else:
             max_parallel = (row.record.get("ParallelismConfiguration") or {}).get("MaxParallelExecutionSteps")
-        execution = PipelineExecution(self._session(), self.name, parsed, parameters, max_parallel,
-                                      execution_display_name)
-        return execution.start()
+        selective = (selective_execution_config.to_request()
+                     if hasattr(selective_execution_config, "to_request") else selective_execution_config)
+        return start_execution(self._session(), self.name, text, parsed, parameters=parameters,
+                               max_parallel=max_parallel, display_name=execution_display_name,
+                               description=execution_description, selective=selective)
+
+    def list_executions(self, sort_by: str | None = None, sort_order: str | None = None,
+                        max_results: int | None = None, next_token: str | None = None) -> dict[str, Any]:
+        """``ListPipelineExecutions`` for this pipeline, newest first."""
+        from sluice.workflow.execution import list_executions
+
+        summaries = list_executions(self._session().config, self.name, limit=max_results or 100)
+        if sort_order == "Ascending":
+            summaries.reverse()
+        return {"PipelineExecutionSummaries": summaries}
 
     def describe(self) -> Any:
         """``DescribePipeline``: the recorded pipeline."""
