@@ -44,7 +44,15 @@ from sluice.workflow.execution import (
     pipeline_arn,
 )
 from sluice.workflow.expressions import GET, JOIN, JSON_GET, Attr, parse_path, parse_reference, resolve_path
-from sluice.workflow.graph import PipelineDefinition, RetrySpec, StepSpec, StepType, dependencies, downstream
+from sluice.workflow.graph import (
+    PipelineDefinition,
+    RetrySpec,
+    StepSpec,
+    StepType,
+    dependencies,
+    downstream,
+    upstream,
+)
 from sluice.workflow.runners.base import StepContext, StepFailed, StepOutcome, job_name
 from sluice.workflow.validation import validate_overrides, validate_selection
 
@@ -138,6 +146,7 @@ class ExecutionDriver:
             raise PipelineError(f"MaxParallelExecutionSteps must be a positive integer, not {max_parallel!r}.")
         self.display_name = display_name or f"execution-{self.execution_id}"
         self.selected: set[str] | None = None
+        self.reused: set[str] = set()
         self.source: PipelineExecution | None = None
         self.source_records: dict[str, dict[str, Any]] = {}
         if selective is not None:
@@ -187,6 +196,7 @@ class ExecutionDriver:
             lines = "\n".join(f"  - {p}" for p in problems)
             raise PipelineError(f"The step selection cannot run; nothing was started:\n{lines}")
         self.selected = set(selected)
+        self.reused = upstream(self.graph, selected) - self.selected
         self.source = source
         self.source_records = records
         self.source_arn = source.arn
@@ -259,7 +269,7 @@ class ExecutionDriver:
                         if name in skipped or name in finished:
                             continue
                         if self.selected is not None and name not in self.selected:
-                            reused = self._reuse_from_source(name)
+                            reused = self._reuse_from_source(name) if name in self.reused else None
                             finished.add(name)
                             if reused is None:
                                 skip({name} | downstream(graph, [name]))
@@ -424,8 +434,13 @@ class ExecutionDriver:
 
     @staticmethod
     def _retry_delay(policies: tuple[RetrySpec, ...], failure: StepFailed, retries: dict[int, int],
-                     first_attempt: float) -> float | None:
-        """Seconds to wait before the next attempt, or None when no policy retries this failure."""
+                     first_attempt: float, now: float | None = None) -> float | None:
+        """Seconds to wait before the next attempt, or None when no policy retries this failure.
+
+        ``retries`` counts the retries each policy (by index) has granted so far; ``first_attempt`` and ``now``
+        are ``time.monotonic()`` readings.
+        """
+        now = time.monotonic() if now is None else now
         if failure.status == "Stopped" or failure.failure_type is None:
             return None
         for index, policy in enumerate(policies):
@@ -439,7 +454,7 @@ class ExecutionDriver:
                 return None
             delay = policy.effective_interval_seconds * policy.effective_backoff_rate ** done
             if policy.expire_after_min is not None and \
-                    time.monotonic() + delay - first_attempt > policy.expire_after_min * 60:
+                    now + delay - first_attempt > policy.expire_after_min * 60:
                 return None
             retries[index] = done + 1
             return float(delay)
