@@ -1,18 +1,30 @@
 """``sluice.workflow.lambda_step``: call a function and read its outputs (SDK ``lambda_step.py``).
 
 There is no AWS Lambda here: ``lambda_func`` is a Python callable (or an object with ``function_arn``,
-as the SDK's ``Lambda`` helper). It is called with the step's ``inputs`` as the event and returns a dict
-of outputs; each declared ``LambdaOutput`` is readable as ``step.properties.Outputs['name']``, which
-compiles to ``{"Get": "Steps.<step>.OutputParameters['name']"}``.
+as the SDK's ``Lambda`` helper). When the step runs, the callable is invoked as AWS Lambda invokes a
+Python handler, ``handler(event, context)``: ``event`` is the step's ``inputs`` with every pipeline
+variable resolved (a dict), ``context`` carries the Lambda context attributes (``function_name``,
+``aws_request_id``, ``get_remaining_time_in_millis()``, ...). A callable that takes one argument gets the
+event alone. It returns a dict holding every declared ``LambdaOutput``; each is readable as
+``step.properties.Outputs['name']``, which compiles to ``{"Get": "Steps.<step>.OutputParameters['name']"}``::
+
+    def handler(event, context):
+        return {"approved": event["accuracy"] > 0.9}
+
+    LambdaStep("Gate", lambda_func=handler, inputs={"accuracy": acc},
+               outputs=[LambdaOutput("approved", LambdaOutputTypeEnum.Boolean)])
 
 The definition names the callable by a local ARN, ``arn:aws:lambda:<region>:<account>:function:<module>.<qualname>``.
-:func:`local_function` gives the callable back: from this process's registry, or by importing it.
+:func:`local_function` gives the callable back: from this process's registry, or by importing it. A definition
+exported from the SageMaker SDK names a real AWS function (``...:function:my-function``); map that name to a
+callable with :func:`register_local_function` before starting the pipeline.
 """
 
 from __future__ import annotations
 
 import enum
 import importlib
+import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -22,7 +34,15 @@ from sluice.workflow.graph import StepType
 from sluice.workflow.properties import Properties
 from sluice.workflow.steps import CacheConfig, Step
 
-__all__ = ["LambdaOutput", "LambdaOutputTypeEnum", "LambdaStep", "local_function"]
+__all__ = [
+    "LambdaOutput",
+    "LambdaOutputTypeEnum",
+    "LambdaStep",
+    "function_name",
+    "handler_arity",
+    "local_function",
+    "register_local_function",
+]
 
 _LOCAL_FUNCTIONS: dict[str, Callable[..., Any]] = {}
 
@@ -59,12 +79,35 @@ def _arn_for(func: Callable[..., Any]) -> str:
     return f"arn:aws:lambda:{region}:{ACCOUNT_ID}:function:{func.__module__}.{func.__qualname__}"
 
 
+def function_name(function_arn: str) -> str:
+    """The function a Lambda ARN names, without its version or alias (``...:function:f:prod`` -> ``f``)."""
+    tail = function_arn.rsplit(":function:", 1)[-1] if ":function:" in function_arn else function_arn
+    return tail.split(":", 1)[0]
+
+
+def register_local_function(function: str, func: Callable[..., Any]) -> None:
+    """Run ``func`` for every LambdaStep whose ``FunctionArn`` names ``function`` (a name or a full ARN).
+
+    For definitions that name real AWS Lambda functions (exported from the SageMaker SDK):
+    ``register_local_function("my-function", handler)`` makes ``arn:aws:lambda:...:function:my-function`` run
+    ``handler(event, context)`` in this process.
+    """
+    if not callable(func):
+        raise PipelineError(f"register_local_function({function!r}, ...) needs a callable handler(event, context), "
+                            f"not {func!r}.")
+    handler_arity(func)
+    _LOCAL_FUNCTIONS[function] = func
+
+
 def local_function(function_arn: str) -> Callable[..., Any]:
-    """The callable behind a LambdaStep's ``FunctionArn``: registered in this process, or importable by name."""
+    """The callable behind a LambdaStep's ``FunctionArn``: registered in this process (by ARN or by function
+    name), or importable by the ``<module>.<qualname>`` the ARN ends with."""
     if function_arn in _LOCAL_FUNCTIONS:
         return _LOCAL_FUNCTIONS[function_arn]
-    dotted = function_arn.rsplit(":function:", 1)[-1]
-    module_name, _, qualname = dotted.rpartition(".")
+    name = function_name(function_arn)
+    if name in _LOCAL_FUNCTIONS:
+        return _LOCAL_FUNCTIONS[name]
+    module_name, _, qualname = name.rpartition(".")
     while module_name:
         try:
             target: Any = importlib.import_module(module_name)
@@ -77,12 +120,40 @@ def local_function(function_arn: str) -> Callable[..., Any]:
         if callable(target):
             return target
         break
-    raise PipelineError(f"no local function for {function_arn!r}: define it at module level (so it can be "
-                        "imported by name) or build the pipeline in this process.")
+    if "." not in name:
+        raise PipelineError(
+            f"no local function for {function_arn!r}: it names the AWS Lambda function {name!r}, and sluice runs no "
+            f"AWS Lambda. Map it to a Python callable before starting the pipeline: "
+            f"sluice.workflow.lambda_step.register_local_function({name!r}, handler), where handler(event, context) "
+            "does what the function does.")
+    raise PipelineError(f"no local function for {function_arn!r}: define {name!r} at module level (so it can be "
+                        "imported by name), build the pipeline in this process, or map the name with "
+                        "register_local_function().")
+
+
+def handler_arity(func: Callable[..., Any]) -> int:
+    """How many arguments ``func`` is called with: 2 (``event, context``, as AWS Lambda calls) or 1 (``event``).
+
+    Anything else cannot be called as a Lambda handler and is refused here, before a pipeline runs.
+    """
+    try:
+        params = list(inspect.signature(func).parameters.values())
+    except (TypeError, ValueError):  # a builtin without a signature: call it as Lambda would
+        return 2
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    required = [p for p in positional if p.default is p.empty]
+    required += [p for p in params if p.kind is p.KEYWORD_ONLY and p.default is p.empty]
+    if len(required) <= 2 and (len(positional) >= 2 or any(p.kind is p.VAR_POSITIONAL for p in params)):
+        return 2
+    if len(required) <= 1 and len(positional) == 1:
+        return 1
+    raise PipelineError(f"{getattr(func, '__qualname__', func)!r} cannot be called as a Lambda handler: it takes "
+                        f"{inspect.signature(func)}; write it as handler(event, context) (or handler(event)).")
 
 
 class LambdaStep(Step):
-    """Call ``lambda_func`` with ``inputs``; its declared ``outputs`` become properties."""
+    """Call ``lambda_func(event, context)`` with ``inputs`` as the event; its declared ``outputs`` become
+    properties (the returned dict must hold each of them, of its declared type)."""
 
     def __init__(self, name: str, lambda_func: Any, display_name: str | None = None, description: str | None = None,
                  inputs: dict[str, Any] | None = None, outputs: list[LambdaOutput] | None = None,
@@ -91,6 +162,8 @@ class LambdaStep(Step):
         if not callable(lambda_func) and not getattr(lambda_func, "function_arn", None):
             raise PipelineError(f"LambdaStep {name!r}: lambda_func is a Python callable (or has a function_arn), "
                                 f"not {lambda_func!r}.")
+        if not getattr(lambda_func, "function_arn", None):
+            handler_arity(lambda_func)
         self.lambda_func = lambda_func
         self.inputs = dict(inputs or {})
         self.outputs = list(outputs or [])

@@ -1,0 +1,178 @@
+"""Runners for the steps that record a model: ``Model`` (CreateModel) and ``RegisterModel`` (CreateModelPackage).
+
+Neither starts a job. A ``Model`` step records a ``DescribeModel``-shaped resource in the metadata store
+under the attempt's unique name, exactly where ``Model.create()`` records one, so a later Transform step,
+``sluice models``, or an endpoint finds it. A ``RegisterModel`` step adds a version to a model package group
+through :mod:`sluice.model_registry` (the group is created when missing, as ``model.register()`` does).
+
+Both check the request against botocore's ``CreateModel`` / ``CreateModelPackage`` shapes first, so a
+malformed request fails the step with the field to fix and records nothing.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from sluice.config import ACCOUNT_ID
+from sluice.errors import NoSuchKeyError, SpecError, StorageError
+from sluice.workflow.runners.base import DEFAULT_ROLE_ARN, StepContext, StepFailed, StepOutcome
+from sluice.workflow.runners.jobs import stringify_map
+
+__all__ = ["run_create_model", "run_register_model"]
+
+MODEL_KIND = "Model"
+_MODEL_FIELDS = ("PrimaryContainer", "Containers", "InferenceExecutionConfig", "ExecutionRoleArn", "VpcConfig")
+"""CreateModel request fields that DescribeModel gives back as they were sent."""
+_PACKAGE_EXTRA_FIELDS = ("MetadataProperties", "DriftCheckBaselines", "ValidationSpecification", "SamplePayloadUrl",
+                         "SkipModelValidation", "SourceUri", "SourceAlgorithmSpecification",
+                         "AdditionalInferenceSpecifications", "SecurityConfig", "ModelCard", "ModelLifeCycle")
+"""CreateModelPackage fields DescribeModelPackage gives back that the registry's own arguments do not cover."""
+
+
+def _client_error(exc: Exception) -> StepFailed:
+    """The request's own fault: fails the step, never retried (contract 5.9)."""
+    text = str(exc)
+    return StepFailed(text if text.startswith("ClientError") else f"ClientError: {text}")
+
+
+def _validate(operation: str, request: Mapping[str, Any]) -> None:
+    from sluice.jobs.schema import validate_request
+
+    try:
+        validate_request(operation, request)
+    except SpecError as exc:
+        raise _client_error(exc) from None
+
+
+def _containers(request: Mapping[str, Any]) -> list[dict[str, Any]]:
+    primary = request.get("PrimaryContainer")
+    return [primary] if isinstance(primary, dict) else [c for c in request.get("Containers") or []
+                                                         if isinstance(c, dict)]
+
+
+def _from_package(ctx: StepContext, container: dict[str, Any]) -> None:
+    """A container naming a registered version (``ModelPackageName``) gets that version's image, model data and
+    environment, which is what serving and batch transform run."""
+    from sluice.model_registry import describe_model_package
+
+    try:
+        package = describe_model_package(ctx.session, str(container["ModelPackageName"]))
+    except SpecError as exc:
+        raise _client_error(exc) from None
+    source = package["InferenceSpecification"]["Containers"][0]
+    for key in ("Image", "ModelDataUrl", "Environment"):
+        if key in source:
+            container.setdefault(key, copy.deepcopy(source[key]))
+
+
+def _check_container(ctx: StepContext, container: Mapping[str, Any]) -> None:
+    """The image must map to an environment here, and ``ModelDataUrl`` must exist, as CreateModel checks
+    ("Could not find model data at ..."), so a wrong URI fails here, not in a later transform."""
+    from sluice.runtime.environments import resolve_image
+    from sluice.storage import S3Uri
+
+    try:
+        resolve_image(container.get("Image"), ctx.config).check()
+    except SpecError as exc:
+        raise _client_error(exc) from None
+    url = container.get("ModelDataUrl")
+    if not isinstance(url, str) or not url.startswith("s3://"):
+        return
+    try:
+        uri = S3Uri.parse(url)
+        ctx.session.store.stat(uri.bucket, uri.key)
+    except NoSuchKeyError:
+        raise StepFailed(f"ClientError: Could not find model data at {url}. Check the ModelDataUrl (for a "
+                         "training step: Steps.<name>.ModelArtifacts.S3ModelArtifacts).") from None
+    except SpecError as exc:
+        raise _client_error(exc) from None
+    except StorageError as exc:
+        raise StepFailed(f"ServiceUnavailable: {exc}", failure_type="Step.SERVICE_FAULT") from None
+
+
+def run_create_model(ctx: StepContext, request: dict[str, Any]) -> StepOutcome:
+    """A ``Model`` step (``ModelStep(step_args=model.create(...))``): record the model as ``ctx.job_name``.
+
+    The arguments are a CreateModel request without ``ModelName`` (contract 5.1); the service names the model
+    per execution, so each run of the pipeline creates its own. The properties are the DescribeModel record
+    (``ModelName``, ``ModelArn``, ``PrimaryContainer``, ...).
+    """
+    from sluice.metadata import open_metadata
+
+    request = copy.deepcopy(request)
+    name = ctx.job_name
+    request["ModelName"] = name
+    request.setdefault("ExecutionRoleArn", DEFAULT_ROLE_ARN)
+    containers = _containers(request)
+    for container in containers:
+        stringify_map(container, "Environment")
+    _validate("CreateModel", request)
+    if not containers:
+        raise StepFailed(f"ClientError: Model step {ctx.spec.name!r} has no PrimaryContainer (or Containers); "
+                         "create the model from a Model with an image_uri.")
+    for container in containers:
+        if container.get("ModelPackageName"):
+            _from_package(ctx, container)
+        _check_container(ctx, container)
+    arn = f"arn:aws:sagemaker:{ctx.config.storage.region}:{ACCOUNT_ID}:model/{name.lower()}"
+    record: dict[str, Any] = {"ModelName": name, "ModelArn": arn}
+    record.update({key: request[key] for key in _MODEL_FIELDS if key in request})
+    record["EnableNetworkIsolation"] = bool(request.get("EnableNetworkIsolation", False))
+    record["CreationTime"] = time.time()
+    try:
+        open_metadata(ctx.config.database_url).create_resource(MODEL_KIND, name, record)
+    except SpecError as exc:
+        raise _client_error(exc) from None
+    ctx.record_metadata({"Model": {"Arn": arn}})
+    return StepOutcome(properties=record, metadata={"Model": {"Arn": arn}})
+
+
+def _group_name(ref: str) -> str:
+    """A group named by its ARN (``arn:...:model-package-group/name``) or by name."""
+    return ref.split(":model-package-group/", 1)[-1] if ref.startswith("arn:") else ref
+
+
+def run_register_model(ctx: StepContext, request: dict[str, Any]) -> StepOutcome:
+    """A ``RegisterModel`` step (``ModelStep(step_args=model.register(...))``): a new model package version.
+
+    The arguments are a CreateModelPackage request; the version goes into ``ModelPackageGroupName`` (created
+    when missing). The properties are the DescribeModelPackage record (``ModelPackageArn``,
+    ``ModelApprovalStatus``, ``ModelPackageVersion``, ...).
+    """
+    from sluice.model_registry import PACKAGE_KIND, create_model_package
+
+    request = copy.deepcopy(request)
+    spec = request.get("InferenceSpecification")
+    containers = spec.get("Containers") if isinstance(spec, dict) else None
+    for container in containers if isinstance(containers, list) else []:
+        stringify_map(container, "Environment")
+    _validate("CreateModelPackage", request)
+    group = request.get("ModelPackageGroupName") or request.get("ModelPackageName")
+    if not isinstance(group, str) or not group or not isinstance(spec, dict) or not containers:
+        raise StepFailed(f"ClientError: RegisterModel step {ctx.spec.name!r} needs ModelPackageGroupName and an "
+                         "InferenceSpecification with Containers; register with "
+                         "model.register(model_package_group_name=..., content_types=..., response_types=...).")
+    try:
+        record = create_model_package(
+            ctx.session, group=_group_name(group), containers=containers,
+            content_types=spec.get("SupportedContentTypes") or [],
+            response_types=spec.get("SupportedResponseMIMETypes") or [],
+            inference_instances=spec.get("SupportedRealtimeInferenceInstanceTypes") or [],
+            transform_instances=spec.get("SupportedTransformInstanceTypes") or [],
+            approval_status=request.get("ModelApprovalStatus") or "PendingManualApproval",
+            description=request.get("ModelPackageDescription"), model_metrics=request.get("ModelMetrics"),
+            customer_metadata_properties=request.get("CustomerMetadataProperties"),
+            domain=request.get("Domain"), task=request.get("Task"))
+    except SpecError as exc:
+        raise _client_error(exc) from None
+    extra = {key: request[key] for key in _PACKAGE_EXTRA_FIELDS if key in request}
+    if extra:
+        record.update(extra)
+        ctx.session.metadata.update_resource(
+            PACKAGE_KIND, f"{record['ModelPackageGroupName']}/{record['ModelPackageVersion']}", record)
+    arn = record["ModelPackageArn"]
+    ctx.record_metadata({"RegisterModel": {"Arn": arn}})
+    return StepOutcome(properties=record, metadata={"RegisterModel": {"Arn": arn}})
