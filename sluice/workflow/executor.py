@@ -390,7 +390,8 @@ class ExecutionDriver:
         assert runner is not None  # check_supported refused the others
         variable = _JOB_NAME_VARIABLES.get(spec.type)
         request = self._resolve(spec.arguments, {variable: "<job name>"} if variable else {})
-        _stringify(request)
+        if spec.type in _JOB_NAME_VARIABLES:
+            _stringify(request)
         key = self._cache_lookup(spec, request)
         if isinstance(key, StepOutcome):
             return key
@@ -401,7 +402,8 @@ class ExecutionDriver:
             attempt += 1
             name = job_name(self.execution_id, spec.name)
             attempt_request = self._resolve(spec.arguments, {variable: name} if variable else {})
-            _stringify(attempt_request)
+            if spec.type in _JOB_NAME_VARIABLES:
+                _stringify(attempt_request)
             context = StepContext(session=self.session, config=self.config, pipeline_name=self.pipeline_name,
                                   execution_id=self.execution_id, execution_arn=self.arn, spec=spec, job_name=name,
                                   stop=self._stop,
@@ -598,7 +600,9 @@ def _equal(a: Any, b: Any) -> bool:
 
 
 def _stringify(request: Any) -> None:
-    """Values the job APIs take as strings (arguments, environment, hyperparameters) sent as strings."""
+    """Values the job APIs take as strings (arguments, environment, hyperparameters) sent as strings.
+
+    Only for job steps: a Lambda event or a Model request keeps the types it was given."""
     if not isinstance(request, dict):
         return
     app = request.get("AppSpecification")
