@@ -1,11 +1,20 @@
-"""SageMaker ML instance types: their sizes, and the per-job instance quotas sluice enforces.
+"""SageMaker ML instance types: their sizes, and the account-level instance quotas sluice enforces.
 
 Why a table: an instance type names a size (vCPUs, memory), the resource request a cluster backend places,
-and SageMaker refuses a job that asks for more instances than the account's quota. On one machine the
-instances share it: sizes are not enforced as limits here (``SM_NUM_CPUS`` reports the type's vCPUs,
-capped at the machine's); quotas are, so a job that runs here also fits the managed service. Quotas
-default to a conservative copy of the service's defaults and are raised per type in ``[quotas]`` of
-``$SLUICE_HOME/config.toml``.
+and SageMaker refuses a job whose instances, added to those the account's running jobs of that kind
+already use, would exceed the account's quota. On one machine the instances share it: sizes are not
+enforced as limits here (``SM_NUM_CPUS`` reports the type's vCPUs, capped at the machine's); quotas are,
+so a job that runs here also fits the managed service. Quotas default to a conservative copy of the
+service's defaults and are raised per type in ``[quotas]`` of ``$SLUICE_HOME/config.toml``.
+
+Utilisation is read from the metadata store: the instances of the type that unfinished jobs of the same
+kind (``InProgress`` or ``Stopping``, with a live driver) hold. :func:`check_quota` refuses early, before a
+job's inputs are planned; :func:`create_job_within_quota` checks again and records the job under one
+lock, so two jobs racing for the last instance cannot both start. The lock is a thread lock plus an
+``flock`` on a file beside the SQLite database (or in the sluice home): it serialises every process on
+this host that shares that database. Processes on other hosts sharing a PostgreSQL store are not
+serialised against each other, and their jobs always count as live (a driver's liveness is only
+knowable on its own host).
 
 GPU instance types are accepted for scheduling (their vCPU and memory sizes apply). Whether a GPU is
 actually visible to the job is the runtime's concern, not this table's; this module never refuses a GPU
@@ -16,14 +25,33 @@ machine's GPUs".
 from __future__ import annotations
 
 import difflib
+import fcntl
 import os
+import threading
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sluice.config import Config
 from sluice.errors import ResourceLimitExceeded, SpecError
+from sluice.jobs.status import JobStatus
+from sluice.metadata import MetadataStore, open_metadata
 
-__all__ = ["DEFAULT_QUOTAS", "INSTANCE_TYPES", "InstanceType", "check_quota", "default_quota", "lookup"]
+__all__ = [
+    "DEFAULT_QUOTAS",
+    "INSTANCE_TYPES",
+    "InstanceType",
+    "check_quota",
+    "create_job_within_quota",
+    "default_quota",
+    "instances_in_use",
+    "lookup",
+    "quota_lock",
+    "requested_instances",
+]
 
 
 @dataclass(frozen=True)
@@ -105,7 +133,7 @@ _CPU_QUOTA = 20
 DEFAULT_QUOTAS: dict[str, int] = {
     name: _FAMILY_QUOTAS.get(name.split(".")[1], _CPU_QUOTA) for name in INSTANCE_TYPES
 } | {LOCAL: LOCAL_QUOTA}
-"""Instances of one type a single job may use unless ``[quotas]`` in config.toml says otherwise."""
+"""Instances of one type the running jobs of one kind may use together unless ``[quotas]`` says otherwise."""
 
 
 def _local_machine() -> InstanceType:
@@ -151,13 +179,64 @@ def _config_file(config: Config) -> Path:
     return config.config_file or config.home / "config.toml"
 
 
-def check_quota(
-    instance_type: str, count: int, config: Config, *, job_kind: str = "processing"
-) -> InstanceType:
-    """Refuse a job that asks for more instances of a type than its quota; return the type's size.
+#: The job kinds whose instances count against a quota, by the name the service's message uses.
+_JOB_KINDS = {"processing": "ProcessingJob", "training": "TrainingJob", "transform": "TransformJob"}
+_USAGE = {kind: usage for usage, kind in _JOB_KINDS.items()}
+#: The statuses in which a job holds its instances (every status that is not terminal).
+_HOLDING = tuple(str(s) for s in JobStatus if not s.is_terminal)
 
-    ``job_kind`` ("processing", "training", "transform") only names the limit in the message, as the
-    service does ("ml.m5.xlarge for training job usage").
+
+def requested_instances(kind: str, request: Mapping[str, Any]) -> Counter[str]:
+    """Instances per type that a ``Create<kind>`` request asks for (a training job may name instance groups)."""
+    if kind == "ProcessingJob":
+        groups = [request["ProcessingResources"]["ClusterConfig"]]
+    elif kind == "TrainingJob":
+        resources = request["ResourceConfig"]
+        groups = resources.get("InstanceGroups") or [resources]
+    elif kind == "TransformJob":
+        groups = [request["TransformResources"]]
+    else:
+        raise ValueError(f"{kind!r} holds no instances; the job kinds that do are {sorted(_USAGE)}.")
+    wanted: Counter[str] = Counter()
+    for group in groups:
+        wanted[str(group["InstanceType"])] += int(group["InstanceCount"])
+    return wanted
+
+
+def instances_in_use(
+    instance_type: str, job_kind: str, config: Config, metadata: MetadataStore | None = None
+) -> dict[str, int]:
+    """Instances of ``instance_type`` that unfinished ``job_kind`` jobs hold now, by job name.
+
+    A job counts while it is ``InProgress`` or ``Stopping`` and its driver lives: a job whose driving
+    process died holds nothing, even before anyone marks it ``Failed``.
+    """
+    kind = _JOB_KINDS.get(job_kind)
+    if kind is None:
+        raise ValueError(f"job_kind {job_kind!r} is not recorded as jobs ({sorted(_JOB_KINDS)}); pass in_use to "
+                         "check_quota for it.")
+    metadata = metadata if metadata is not None else open_metadata(config.database_url)
+    held: dict[str, int] = {}
+    for row in metadata.jobs_in_status(kind, _HOLDING):
+        try:
+            count = requested_instances(kind, row.request)[instance_type]
+        except (KeyError, TypeError, ValueError):  # a row sluice did not write; it cannot hold what it never named
+            continue
+        if count and row.driver_is_alive():
+            held[row.name] = int(count)
+    return held
+
+
+def check_quota(
+    instance_type: str, count: int, config: Config, *, job_kind: str = "processing",
+    in_use: Mapping[str, int] | None = None,
+) -> InstanceType:
+    """Refuse a job whose instances, added to those in use, exceed the type's quota; return the type's size.
+
+    ``job_kind`` ("processing", "training", "transform", "endpoint") names the limit in the message, as the
+    service does ("ml.m5.xlarge for training job usage"), and picks whose usage counts. ``in_use`` maps the
+    holders of this type to their instance counts; by default it is read from the metadata store
+    (:func:`instances_in_use`), which only knows job kinds, so endpoints pass their own.
     """
     spec = lookup(instance_type)
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
@@ -166,11 +245,57 @@ def check_quota(
             "Ask for at least 1 instance."
         )
     quota = config.quotas.get(instance_type, default_quota(instance_type))
-    if count > quota:
+    if in_use is None:
+        in_use = instances_in_use(instance_type, job_kind, config)
+    used = sum(in_use.values())
+    if used + count > quota:
+        holders = ", ".join(repr(name) for name in sorted(in_use)[:5]) + (", ..." if len(in_use) > 5 else "")
+        free = "delete an endpoint that uses them" if job_kind == "endpoint" else \
+            f"wait for a {job_kind} job that uses them to end"
+        wait = f", or {free} ({holders})" if used else ""
         raise ResourceLimitExceeded(
             "ResourceLimitExceeded: The account-level service limit "
             f"'{instance_type} for {job_kind} job usage' is {quota} Instances, with current utilization "
-            f"of 0 Instances and a request delta of {count} Instances. "
-            f"Raise it with [quotas] \"{instance_type}\" = {count} in {_config_file(config)}."
+            f"of {used} Instances and a request delta of {count} Instances. "
+            f"Raise it with [quotas] \"{instance_type}\" = {used + count} in {_config_file(config)}{wait}."
         )
     return spec
+
+
+_LOCK = threading.Lock()
+
+
+def _lock_file(config: Config) -> Path:
+    """Beside the SQLite database the jobs are recorded in, so every process recording there shares it."""
+    url = config.database_url
+    if url.startswith("sqlite:///") and url[len("sqlite:///"):] not in ("", ":memory:"):
+        return Path(url[len("sqlite:///"):] + ".quota-lock")
+    return config.home / "quota.lock"
+
+
+@contextmanager
+def quota_lock(config: Config) -> Iterator[None]:
+    """Hold the one lock under which quotas are checked and jobs recorded: the threads of this process, and
+    the processes of this host that record in the same database, take it in turn."""
+    with _LOCK:
+        path = _lock_file(config)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def create_job_within_quota(
+    metadata: MetadataStore, kind: str, request: dict[str, Any], record: dict[str, Any], config: Config
+) -> None:
+    """Record ``request`` as a new ``InProgress`` job of ``kind``, if its instances fit the quota counting
+    every job that holds instances of its type now. Check and record happen under :func:`quota_lock`, so of
+    two jobs racing for the last instance exactly one is recorded; the other gets ResourceLimitExceeded."""
+    with quota_lock(config):
+        for instance_type, count in requested_instances(kind, request).items():
+            check_quota(instance_type, count, config, job_kind=_USAGE[kind],
+                        in_use=instances_in_use(instance_type, _USAGE[kind], config, metadata))
+        metadata.create_job(kind, request[f"{kind}Name"], str(JobStatus.IN_PROGRESS), request, record)

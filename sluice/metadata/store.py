@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -262,6 +263,13 @@ class MetadataStore:
         with self.engine.begin() as conn:
             return conn.execute(q.values(**values)).rowcount > 0
 
+    def jobs_in_status(self, kind: str, statuses: Iterable[str]) -> list[JobRow]:
+        """Every job of ``kind`` in one of ``statuses``, oldest first and without ``list_jobs``' limit: the
+        instance quota sums what all of a kind's unfinished jobs hold."""
+        q = select(jobs).where(jobs.c.kind == kind, jobs.c.status.in_(list(statuses))).order_by(jobs.c.created_at)
+        with self.engine.connect() as conn:
+            return [_row(r) for r in conn.execute(q)]
+
     # ---- metrics ------------------------------------------------------------------------------
     def add_metrics(self, kind: str, job: str, points: list[MetricPoint]) -> None:
         if not points:
@@ -403,6 +411,13 @@ def _open(url: str, pid: int) -> MetadataStore:
     return MetadataStore(engine)
 
 
+_OPEN_LOCK = threading.Lock()
+
+
 def open_metadata(url: str) -> MetadataStore:
-    """The metadata store at ``url``, one engine per URL per process."""
-    return _open(url, os.getpid())
+    """The metadata store at ``url``, one engine per URL per process.
+
+    Locked so that two threads opening it first at once (parallel pipeline steps) do not both create the tables.
+    """
+    with _OPEN_LOCK:
+        return _open(url, os.getpid())

@@ -3,6 +3,8 @@
 Order matters for "bad input is refused before any work starts": the request is validated, the image
 resolved to an environment, every channel resolved and sharded (a missing prefix or a bad manifest
 stops here) and the backend's own checks run — all before the job is recorded or a file is written.
+The instance quota is checked early (in validation) and again as the job is recorded, under the quota
+lock, counting the jobs that hold instances at that moment.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 
 from sluice.channels.plan import plan_channel
 from sluice.config import Config
+from sluice.jobs.instance_types import create_job_within_quota
 from sluice.jobs.layout import PROCESSING_DIRS, InstanceLayout, host_names, job_dir, processing_job_config
 from sluice.jobs.processing import KIND, ProcessingJobSpec, describe_processing_job
 from sluice.jobs.status import JobStatus
@@ -86,7 +89,7 @@ def start_processing_job(
     runtime.validate(tasks)
 
     metadata = open_metadata(config.database_url)
-    metadata.create_job(KIND, spec.name, str(JobStatus.IN_PROGRESS), request, record)
+    create_job_within_quota(metadata, KIND, request, record, config)  # refuses if the quota is used up
     display = None
     events = InstanceEvents()
     if show_progress or show_logs:

@@ -6,7 +6,10 @@ request built from it (schema, channels, image) — then records the job and han
 
 1. while fewer than ``MaxParallelTrainingJobs`` trials run and fewer than ``MaxNumberOfTrainingJobs`` were
    launched, ask the strategy for hyperparameters and start a training job with them (its record carries
-   ``TuningJobArn`` from the first write);
+   ``TuningJobArn`` from the first write). A trial refused by the instance quota while some of this tuning
+   job's own trials run waits, with the same hyperparameters, until one of them ends: a tuning job never
+   fails its trials because of itself, it runs fewer at once. Refused while none of its own run (other jobs
+   hold the instances), the tuning job fails with ``ResourceLimitExceeded``;
 2. wait until a trial ends (a watcher thread per trial wakes the loop at once) or a poll interval passes;
 3. for an ended trial, read its objective from ``FinalMetricDataList``, tell the strategy, update the record;
 4. with early stopping ``Auto``, apply the median rule to each running trial's objective series and stop the
@@ -32,7 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sluice.config import Config
-from sluice.errors import SluiceError, SpecError
+from sluice.errors import ResourceLimitExceeded, SluiceError, SpecError
 from sluice.jobs.status import JobStatus, allowed_from
 from sluice.jobs.training import KIND as TRAINING_KIND
 from sluice.jobs.training import TrainingJobSpec
@@ -89,8 +92,8 @@ def start_tuning_job(request: dict[str, Any], config: Config, *, poll_seconds: f
     sample = spec.trial_request(trial_job_name(spec.name, 1), spec.sample_hyperparameters())
     try:
         trial_spec = TrainingJobSpec.from_request(sample, config)
-    except SpecError as exc:
-        raise SpecError(f"hyperparameter tuning job {spec.name!r} was not started: its training jobs would be "
+    except SpecError as exc:  # keeps its class: ResourceLimitExceeded stays retryable for a pipeline step
+        raise type(exc)(f"hyperparameter tuning job {spec.name!r} was not started: its training jobs would be "
                         f"refused.\n{exc}") from None
     resolve_image(trial_spec.image_uri, config).check()
     metadata = open_metadata(config.database_url)
@@ -180,6 +183,8 @@ class TuningDriver:
         strategy = make_strategy(spec, self.history)
         deadline = time.monotonic() + spec.max_runtime_seconds if spec.max_runtime_seconds else None
         launched, exhausted = 0, False
+        deferred: dict[str, str] | None = None  # the next trial's hyperparameters, waiting for an instance
+        awaiting_end = False  # a trial was refused for want of instances: retry once one of ours has ended
         stop_reason: str | None = None
         failure: str | None = None
         next_stop_check = 0.0
@@ -197,18 +202,30 @@ class TuningDriver:
                 if stop_reason is not None:
                     self._stop_all()
             while (stop_reason is None and failure is None and not exhausted and launched < spec.max_jobs
-                   and len(self._running) < spec.max_parallel_jobs and not self._criteria_met()):
-                tuned = strategy.suggest(launched + 1)
+                   and len(self._running) < spec.max_parallel_jobs and not awaiting_end
+                   and not self._criteria_met()):
+                tuned = deferred if deferred is not None else strategy.suggest(launched + 1)
                 if tuned is None:
                     exhausted = True
                     break
-                launched += 1
+                deferred = None
                 try:
-                    self._launch(launched, tuned)
+                    self._launch(launched + 1, tuned)
+                except ResourceLimitExceeded as exc:
+                    if self._running:  # our own trials hold the instances: try again when one of them ends
+                        deferred, awaiting_end = tuned, True
+                        break
+                    launched += 1
+                    failure = (f"ResourceLimitExceeded: training job {launched:03d} of the tuning job could not "
+                               f"start: {str(exc).removeprefix('ResourceLimitExceeded: ')}")
+                    strategy.observe(launched, None)
                 except SluiceError as exc:  # the definition was checked up front; this is the service's failure
+                    launched += 1
                     failure = f"ClientError: training job {launched:03d} of the tuning job could not start: {exc}"
                     strategy.observe(launched, None)
                     self._stop_all()
+                else:
+                    launched += 1
                 self._refresh()
             if not self._running:
                 break
@@ -218,6 +235,7 @@ class TuningDriver:
                 name = None
             while name is not None:
                 self._finish(self._running.pop(name), strategy)
+                awaiting_end = False
                 try:
                     name = self._ended.get_nowait()
                 except queue.Empty:

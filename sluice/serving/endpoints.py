@@ -4,9 +4,11 @@ What :func:`deploy_endpoint` does, in order (everything that can be refused is r
 starts):
 
 1. checks the endpoint name, that the Model exists in the metadata store, the instance quota
-   (``check_quota(..., job_kind="endpoint")``), the image's Python environment (plus starlette and uvicorn
+   (``check_quota(..., job_kind="endpoint")``: the endpoint's instances plus those of the endpoints that are
+   ``Creating`` or ``InService`` must fit), the image's Python environment (plus starlette and uvicorn
    when it is not sluice's own interpreter) and that the model artifact exists;
-2. records the endpoint as ``Creating`` (a second endpoint of the same name is refused here);
+2. records the endpoint as ``Creating`` (a second endpoint of the same name is refused here), after checking
+   the quota again under the quota lock, so two deployments racing for the last instance cannot both start;
 3. for each instance ``algo-1 … algo-N``, lays out ``$SLUICE_HOME/endpoints/<name>/<host>/ml`` (bound at
    ``/opt/ml`` by the sandbox) and unpacks ``model.tar.gz`` at ``model/`` (``filter="data"``);
    ``model/code/requirements.txt`` is installed once per content digest and put on ``PYTHONPATH``;
@@ -47,7 +49,7 @@ from typing import Any
 
 from sluice.config import ACCOUNT_ID, Config, current_config
 from sluice.errors import ExecutionError, SpecError
-from sluice.jobs.instance_types import check_quota
+from sluice.jobs.instance_types import check_quota, quota_lock
 from sluice.jobs.layout import InstanceLayout, host_names
 from sluice.runtime.environments import Environment, resolve_image
 from sluice.runtime.instance import base_environment, install_deps
@@ -226,7 +228,8 @@ def _plan(model_name: str, name: str, instance_count: int, instance_type: str, c
         raise SpecError(f'Could not find model "{model_name}": create the model before deploying it '
                         "(Model(...).create(), or Model.deploy() which does both).")
     container = _container(model.record, model_name)
-    itype = check_quota(instance_type, instance_count, config, job_kind="endpoint")
+    itype = check_quota(instance_type, instance_count, config, job_kind="endpoint",
+                        in_use=_instances_in_use(instance_type, config))
     environment = _serving_environment(resolve_image(container["Image"], config))
     environment.check()
     artifact = _artifact(container)
@@ -240,6 +243,21 @@ def _plan(model_name: str, name: str, instance_count: int, instance_type: str, c
     timeout = DEFAULT_STARTUP_TIMEOUT if startup_timeout is None else float(startup_timeout)
     return _Plan(model_name, name, instance_count, instance_type, itype.vcpus, container, environment, artifact,
                  timeout, config)
+
+
+def _instances_in_use(instance_type: str, config: Config) -> dict[str, int]:
+    """Instances of ``instance_type`` that endpoints hold now, by endpoint name: those ``Creating`` (their
+    instances are starting) or ``InService``, statuses re-checked against their processes first, so an
+    endpoint whose workers died holds nothing."""
+    held: dict[str, int] = {}
+    for record in list_endpoints(config):
+        if record.get("EndpointStatus") not in (EndpointStatus.CREATING, EndpointStatus.IN_SERVICE):
+            continue
+        count = sum(int(v.get("CurrentInstanceCount") or 0) for v in record.get("ProductionVariants") or []
+                    if v.get("InstanceType") == instance_type)
+        if count:
+            held[record["EndpointName"]] = count
+    return held
 
 
 def _initial_record(plan: _Plan, port: int, sandbox: str, layouts: list[InstanceLayout],
@@ -322,7 +340,10 @@ def deploy_endpoint(
     try:
         sandbox = str(detect_sandbox(config.sandbox).kind)
         record = _initial_record(plan, int(reservation.getsockname()[1]), sandbox, layouts, endpoint_config_name)
-        metadata.create_resource(ENDPOINT_KIND, endpoint_name, record)
+        with quota_lock(config):
+            check_quota(instance_type, instance_count, config, job_kind="endpoint",
+                        in_use=_instances_in_use(instance_type, config))
+            metadata.create_resource(ENDPOINT_KIND, endpoint_name, record)
         procs: list[ProcessRef] = []
         try:
             _start(plan, record, layouts, env or {}, procs)

@@ -32,6 +32,7 @@ from sluice.channels.plan import plan_channel
 from sluice.channels.spec import ChannelSpec, DataType, Distribution, InputMode, OutputSpec, UploadMode
 from sluice.config import Config
 from sluice.errors import SpecError
+from sluice.jobs.instance_types import create_job_within_quota
 from sluice.jobs.layout import InstanceLayout, host_names, job_dir
 from sluice.jobs.status import JobStatus
 from sluice.jobs.transform import KIND, NO_TIME_LIMIT_SECONDS, TransformJobSpec, describe_transform_job
@@ -179,7 +180,7 @@ def start_transform_job(
     runtime = _FinishAll(get_backend(backend))
     runtime.validate(tasks)
 
-    metadata.create_job(KIND, spec.name, str(JobStatus.IN_PROGRESS), request, record)
+    create_job_within_quota(metadata, KIND, request, record, config)  # refuses if the quota is used up
     display = None
     events = InstanceEvents()
     if show_progress or show_logs:
