@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
 
+import sluice
+from sluice.config import reset_config
+from sluice.errors import PipelineError
+from sluice.processing import Processor, ScriptProcessor
 from sluice.workflow.executor import ExecutionDriver
 from sluice.workflow.graph import RetrySpec
+from sluice.workflow.pipeline import Pipeline
+from sluice.workflow.pipeline_context import PipelineSession
+from sluice.workflow.retry import SageMakerJobExceptionTypeEnum, SageMakerJobStepRetryPolicy
 from sluice.workflow.runners.base import StepFailed
 from sluice.workflow.runners.jobs import failure_type
+from sluice.workflow.steps import ProcessingStep
 
 LIMIT = "SageMaker.RESOURCE_LIMIT"
+ROLE = sluice.get_execution_role()
 
 
 def delays(policies, failure, attempts=10):
@@ -65,3 +78,68 @@ def test_the_first_matching_policy_governs_with_its_own_count():
 ])
 def test_job_failure_reasons_map_to_retry_types(reason, kind):
     assert failure_type(reason) == kind
+
+
+# ---- end to end: a step refused for capacity is retried once the instance is free -------------------------
+
+TYPE = "ml.m5.large"
+
+
+@pytest.fixture
+def limited(sluice_home: Path) -> Iterator[sluice.Session]:
+    """A session allowing one ml.m5.large, and a standalone job holding it until the test stops it."""
+    (sluice_home / "config.toml").write_text(f'[quotas]\n"{TYPE}" = 1\n')
+    reset_config()
+    session = sluice.Session()
+    session.metadata.list_jobs()
+    holder = Processor(role=ROLE, image_uri=None, instance_count=1, instance_type=TYPE,
+                       entrypoint=["python3", "-c", "import time; time.sleep(3600)"], sagemaker_session=session)
+    holder.run(job_name="holder", wait=False, logs=False)
+    yield session
+    if session.metadata.get_job("ProcessingJob", "holder").status == "InProgress":
+        session.stop_processing_job("holder")
+        wait_until(lambda: session.metadata.get_job("ProcessingJob", "holder").status == "Stopped", "holder stopped")
+
+
+def wait_until(predicate, what: str, timeout: float = 60.0) -> None:
+    end = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def capacity_pipeline(tmp_path: Path, policies: list) -> Pipeline:
+    sess = PipelineSession()
+    code = tmp_path / "work.py"
+    code.write_text("print('ran')\n")
+    processor = ScriptProcessor(command=["python3"], image_uri=None, role=ROLE, instance_count=1, instance_type=TYPE,
+                                sagemaker_session=sess)
+    work = ProcessingStep(name="Work", step_args=processor.run(code=str(code)), retry_policies=policies)
+    pipeline = Pipeline(name="capacity", steps=[work], sagemaker_session=sess)
+    pipeline.upsert(role_arn=ROLE)
+    return pipeline
+
+
+def test_a_step_refused_for_capacity_is_retried_when_the_instance_frees(limited, tmp_path):
+    policy = SageMakerJobStepRetryPolicy(exception_types=[SageMakerJobExceptionTypeEnum.RESOURCE_LIMIT],
+                                         interval_seconds=1, backoff_rate=1.0, max_attempts=20)
+    execution = capacity_pipeline(tmp_path, [policy]).start()
+    attempts = lambda: execution.step_records().get("Work", {}).get("Attempts", [])  # noqa: E731
+    wait_until(lambda: len(attempts()) >= 1, "a refused attempt to be recorded")
+    assert attempts()[0]["FailureType"] == "SageMaker.RESOURCE_LIMIT"
+    assert "current utilization of 1 Instances" in attempts()[0]["FailureReason"]
+    limited.stop_processing_job("holder")
+    execution.wait()
+    (step,) = execution.list_steps()
+    assert step["StepStatus"] == "Succeeded"
+    assert step["AttemptCount"] == len(execution.step_records()["Work"]["Attempts"]) + 1 >= 2
+
+
+def test_without_a_policy_a_capacity_refusal_fails_the_execution(limited, tmp_path):
+    execution = capacity_pipeline(tmp_path, []).start()
+    with pytest.raises(PipelineError, match="ResourceLimitExceeded"):
+        execution.wait()
+    (step,) = execution.list_steps()
+    assert step["StepStatus"] == "Failed" and step["AttemptCount"] == 1
+    assert "current utilization of 1 Instances" in step["FailureReason"]
