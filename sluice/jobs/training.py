@@ -2,10 +2,11 @@
 
 Two halves. :class:`TrainingJobSpec` validates a request once (botocore's model, then the service's
 rules: AugmentedManifestFile and RecordIO need Pipe, FastFile needs S3Prefix, Gzip needs Pipe) and
-normalises its channels. The functions below it reproduce what the training toolkit does inside a
-container — decode hyperparameters, build ``SM_*`` variables and ``--key value`` arguments, choose how
-to launch the entry point — as pure functions, so the runtime can launch the user's script directly
-with no toolkit process in between.
+normalises its channels. Whether a request with no entry point is acceptable depends on its image's
+environment, which the runtime resolves (``entry_point_required``). The functions below it reproduce
+what the training toolkit does inside a container — decode hyperparameters, build ``SM_*`` variables
+and ``--key value`` arguments, choose how to launch the entry point — as pure functions, so the runtime
+can launch the user's script directly with no toolkit process in between.
 """
 
 from __future__ import annotations
@@ -32,12 +33,14 @@ from sluice.jobs.schema import validate_request
 from sluice.storage.uri import S3Uri
 
 __all__ = [
+    "NO_ENTRY_POINT",
     "RESERVED_HYPERPARAMETERS",
     "TrainingJobSpec",
     "decode_hyperparameters",
     "describe_training_job",
     "entry_command",
     "input_data_config",
+    "refusal",
     "to_cmd_args",
     "training_env_vars",
 ]
@@ -53,6 +56,20 @@ RESERVED_HYPERPARAMETERS = frozenset({
     "sagemaker_container_log_level", "sagemaker_job_name", "default_user_module_name",
     "_tuning_objective_metric", "sagemaker_s3_output",
 })
+
+
+NO_ENTRY_POINT = (
+    "the job names no entry point: give the estimator an entry_point (script mode: hyperparameter "
+    "sagemaker_program) or set AlgorithmSpecification.ContainerEntrypoint. Only an image that maps to the "
+    "'xgboost' environment runs without one (SageMaker's built-in XGBoost algorithm)."
+)
+"""Why a job with no entry point is refused when its image has no built-in algorithm."""
+
+
+def refusal(name: str, problems: list[str]) -> SpecError:
+    """The one error that lists every problem of a training request."""
+    lines = "\n".join(f"  - {p}" for p in problems)
+    return SpecError(f"training job {name!r} was not started; fix these first:\n{lines}")
 
 
 @dataclass(frozen=True)
@@ -104,8 +121,19 @@ class TrainingJobSpec:
         """``<S3OutputPath>/<job>/output``: where model.tar.gz and output.tar.gz land."""
         return f"{self.output_path.rstrip('/')}/{self.name}/output"
 
+    @property
+    def runs_builtin_algorithm(self) -> bool:
+        """Whether the job names no entry point, so it can only run its image's built-in algorithm."""
+        return not self.program and not self.entrypoint
+
     @classmethod
-    def from_request(cls, request: dict[str, Any], config: Config) -> TrainingJobSpec:
+    def from_request(cls, request: dict[str, Any], config: Config, *,
+                     entry_point_required: bool = True) -> TrainingJobSpec:
+        """Validate ``request`` and normalise it; every problem is reported in one SpecError.
+
+        ``entry_point_required=False`` accepts a request without an entry point: the caller knows the image's
+        environment (this layer does not) and refuses it there unless the image has a built-in algorithm.
+        """
         validate_request("CreateTrainingJob", request)
         problems: list[str] = []
         algo = request["AlgorithmSpecification"]
@@ -117,12 +145,8 @@ class TrainingJobSpec:
         hps = dict(request.get("HyperParameters") or {})
         decoded = decode_hyperparameters(hps)
         entrypoint = tuple(algo.get("ContainerEntrypoint") or ())
-        if not decoded.get("sagemaker_program") and not entrypoint:
-            problems.append(
-                "the job names no entry point: sluice runs no algorithm image, so give the estimator an "
-                "entry_point (script mode: hyperparameter sagemaker_program) or set "
-                "AlgorithmSpecification.ContainerEntrypoint."
-            )
+        if entry_point_required and not decoded.get("sagemaker_program") and not entrypoint:
+            problems.append(NO_ENTRY_POINT)
         if decoded.get("sagemaker_program") and not decoded.get("sagemaker_submit_directory"):
             problems.append("hyperparameter sagemaker_program is set but sagemaker_submit_directory (the code's "
                             "s3:// sourcedir.tar.gz) is not; the SDK sets both, so set both.")
@@ -142,9 +166,7 @@ class TrainingJobSpec:
                 problems.append(f"CheckpointConfig.LocalPath {local!r} must be under /opt/ml/ "
                                 f"(default {DEFAULT_CHECKPOINT_PATH}).")
         if problems:
-            lines = "\n".join(f"  - {p}" for p in problems)
-            raise SpecError(f"training job {request.get('TrainingJobName', '?')!r} was not started; "
-                            f"fix these first:\n{lines}")
+            raise refusal(request.get("TrainingJobName", "?"), problems)
         resources = request.get("ResourceConfig") or {}
         if "InstanceType" not in resources or "InstanceCount" not in resources:
             raise SpecError("ResourceConfig needs InstanceType and InstanceCount, e.g. "

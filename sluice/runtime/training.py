@@ -8,6 +8,10 @@ variables, and the entry point launched directly with ``--key value`` arguments.
 matched on log lines as they stream. When every instance succeeds, ``/opt/ml/model`` (merged across
 instances) becomes ``<output_path>/<job>/output/model.tar.gz`` and ``/opt/ml/output/data`` becomes
 ``output.tar.gz``.
+
+A job with no entry point runs its image's built-in algorithm (:mod:`sluice.runtime.algorithms`; only the
+XGBoost image has one), on one instance, with the algorithm's metric definitions when the request has none,
+and with the algorithm's own class (``ClientError``) kept on its failures. On any other image it is refused.
 """
 
 from __future__ import annotations
@@ -25,21 +29,25 @@ from typing import Any
 from sluice.channels.plan import plan_channel
 from sluice.config import Config
 from sluice.errors import SpecError
+from sluice.jobs.instance_types import create_job_within_quota
 from sluice.jobs.layout import TRAINING_DIRS, InstanceLayout, host_names, job_dir
 from sluice.jobs.status import JobStatus
 from sluice.jobs.training import (
     CODE_DIR,
     KIND,
+    NO_ENTRY_POINT,
     TrainingJobSpec,
     describe_training_job,
     entry_command,
     input_data_config,
     num_cpus_for,
+    refusal,
     to_cmd_args,
     training_env_vars,
     user_hyperparameters,
 )
 from sluice.metadata import MetricPoint, open_metadata
+from sluice.runtime.algorithms import builtin_algorithm
 from sluice.runtime.backend import get_backend
 from sluice.runtime.driver import JobDriver, JobTimes
 from sluice.runtime.environments import resolve_image
@@ -133,6 +141,14 @@ def _pack(dirs: list[Path], compress: bool) -> bytes | None:
     return buf.getvalue()
 
 
+def _algorithm_reason(reason: str) -> str:
+    """A built-in algorithm classifies its own failures (``ClientError: num_round is required``): keep its class
+    rather than the ``AlgorithmError:`` that any failure file gets."""
+    prefix = "AlgorithmError: "
+    inner = reason[len(prefix):] if reason.startswith(prefix) else ""
+    return inner if inner.startswith(("ClientError: ", "AlgorithmError: ")) else reason
+
+
 def start_training_job(
     request: dict[str, Any], config: Config, *, show_progress: bool = False, show_logs: bool = False,
     backend: str = "local", record_extras: dict[str, Any] | None = None,
@@ -142,8 +158,16 @@ def start_training_job(
     ``record_extras`` are fields of the Describe record that the request cannot carry, set from the first
     write on (a tuning job's trials get ``TuningJobArn`` this way).
     """
-    spec = TrainingJobSpec.from_request(request, config)
+    spec = TrainingJobSpec.from_request(request, config, entry_point_required=False)
     environment = resolve_image(spec.image_uri, config)
+    algorithm = builtin_algorithm(environment) if spec.runs_builtin_algorithm else None
+    if spec.runs_builtin_algorithm and algorithm is None:
+        raise refusal(spec.name, [f"{NO_ENTRY_POINT} (image {spec.image_uri or 'local'!r} maps to environment "
+                                  f"{environment.name!r}.)"])
+    if algorithm is not None and spec.instance_count > 1:
+        raise refusal(spec.name, [f"the built-in {algorithm.name} algorithm runs on one instance in sluice "
+                                  f"(distributed training is not available yet); use instance_count=1, not "
+                                  f"{spec.instance_count}."])
     environment.check()
     store = store_for(config)
     _check_bucket(store, spec.output_path, "output_path")
@@ -163,15 +187,23 @@ def start_training_job(
         argv = command.argv
         code = CodeBundle(spec.submit_directory, CODE_DIR, str(config.home / "deps"), environment.python,
                           install_package=command.install_package)
+    elif algorithm is not None:
+        argv = algorithm.argv()
     else:
         argv = [*spec.entrypoint, *spec.arguments]
-    metrics = MetricWatcher([(m.name, m.regex) for m in spec.metric_definitions])
+    definitions = [(m.name, m.regex) for m in spec.metric_definitions]
+    if algorithm is not None and not definitions:
+        definitions = list(algorithm.metric_definitions)  # the service supplies a built-in algorithm's own
+    metrics = MetricWatcher(definitions)
     sandbox = detect_sandbox(config.sandbox)
     if request.get("EnableNetworkIsolation") and not sandbox.isolates:
         log.warning("EnableNetworkIsolation is set but there is no sandbox to enforce it: job %s runs with the "
                     "network. Install bubblewrap to isolate it.", spec.name)
     root = job_dir(config.jobs_root, spec.name)
     record = describe_training_job(spec, str(JobStatus.IN_PROGRESS), **(record_extras or {}))
+    if algorithm is not None and not spec.metric_definitions:
+        record["AlgorithmSpecification"] = {**record["AlgorithmSpecification"],
+                                            "MetricDefinitions": algorithm.metric_definitions_request()}
     base_env = base_environment(config.home, environment)
     base_env.update(spec.env_vars)
     num_cpus = num_cpus_for(spec.instance_type)
@@ -209,7 +241,7 @@ def start_training_job(
     runtime.validate(tasks)
 
     metadata = open_metadata(config.database_url)
-    metadata.create_job(KIND, spec.name, str(JobStatus.IN_PROGRESS), request, record)
+    create_job_within_quota(metadata, KIND, request, record, config)
     metrics._record = lambda points: metadata.add_metrics(KIND, spec.name, points)
     display = None
     events = InstanceEvents()
@@ -242,6 +274,10 @@ def start_training_job(
         extra: dict[str, Any] = {"FinalMetricDataList": metrics.final_metric_data_list()}
         record_now = driver.record
         reason = ending.get("FailureReason", "")
+        if algorithm is not None:
+            reason = _algorithm_reason(reason)
+            if reason:
+                extra["FailureReason"] = reason
         timed_out = reason.startswith("MaxRuntimeExceeded")
         extra["SecondaryStatus"] = "MaxRuntimeExceeded" if timed_out else _SECONDARY.get(status, "Training")
         start = record_now.get("TrainingStartTime")

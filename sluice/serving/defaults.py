@@ -17,17 +17,22 @@ trained by an estimator can be deployed without any serving code. sluice folds t
 ``default_input_fn(input_data, content_type)``
     ``text/csv`` → a 2-D float array (empty fields are NaN); ``application/json`` → a numpy array when the
     JSON is a numeric (nested) list, else the parsed JSON; ``application/x-npy`` → ``numpy.load``
-    (``allow_pickle=False``: a request must not be able to run code). Anything else: 415.
+    (``allow_pickle=False``: a request must not be able to run code); ``text/libsvm`` (or ``text/x-libsvm``,
+    which the XGBoost algorithm reads) → a sparse CSR matrix, ``<index>:<value>`` pairs with an optional
+    leading label. Anything else: 415.
 
 ``default_predict_fn(data, model)``
     a ``torch.nn.Module`` is called on a float32 tensor under ``torch.inference_mode``; an XGBoost
-    ``Booster`` predicts on a ``DMatrix``; anything with ``predict`` gets ``model.predict(data)``; any
-    other callable is called.
+    ``Booster`` predicts on a ``DMatrix`` (the rows must carry exactly the model's features: no label column)
+    and, when it was trained with early stopping, with its best iteration, as the XGBoost algorithm serves;
+    anything with ``predict`` gets ``model.predict(data)``; any other callable is called.
 
 ``default_output_fn(prediction, accept)``
     ``application/json``, ``text/csv`` (``numpy.savetxt``, one row per line) or ``application/x-npy``;
     tensors become arrays first. ``accept`` may list several types (``"text/csv, application/json"``): the
-    first one supported wins. Anything else: 415.
+    first one supported wins. Anything else: 415. A ``Booster``'s predictions in ``text/csv`` follow the
+    XGBoost algorithm container: one per line in batch transform, but one comma-separated line on an endpoint
+    (``SLUICE_ENDPOINT_NAME`` set and ``SAGEMAKER_BATCH`` not), which that container keeps for compatibility.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import os
 import pickle
 import sys
 import warnings
@@ -57,6 +63,8 @@ __all__ = [
 CSV = "text/csv"
 JSON = "application/json"
 NPY = "application/x-npy"
+LIBSVM = "text/libsvm"
+X_LIBSVM = "text/x-libsvm"
 
 
 # ---- decoding requests ----------------------------------------------------------------------------
@@ -129,7 +137,40 @@ def _npy_to_numpy(data: bytes | str) -> Any:
                              400) from None
 
 
-DECODERS: dict[str, Callable[[bytes | str], Any]] = {CSV: _csv_to_numpy, JSON: _json_to_numpy, NPY: _npy_to_numpy}
+def _libsvm_to_csr(data: bytes | str) -> Any:
+    """LIBSVM rows → a float32 CSR matrix. Column indices are kept as written (as XGBoost reads them); a leading
+    token without ``:`` is a label and is skipped, so rows with or without labels both work."""
+    import numpy as np
+    from scipy.sparse import csr_matrix
+
+    indptr, indices, values = [0], [], []
+    for r, line in enumerate(_text(data).splitlines()):
+        tokens = line.split("#", 1)[0].split()
+        if not tokens:
+            continue
+        if ":" not in tokens[0]:
+            tokens = tokens[1:]
+        for token in tokens:
+            index, sep, value = token.partition(":")
+            try:
+                if not sep:
+                    raise ValueError
+                indices.append(int(index))
+                values.append(float(value))
+            except ValueError:
+                raise InferenceError(f"text/libsvm row {r + 1}: {token[:40]!r} is not <index>:<value>; each row is "
+                                     "'[label] <index>:<value> ...'.", 400) from None
+        indptr.append(len(indices))
+    if len(indptr) == 1:
+        raise InferenceError("the text/libsvm body is empty; send at least one row.", 400)
+    width = max(indices) + 1 if indices else 0
+    return csr_matrix((np.array(values, dtype=np.float32), np.array(indices, dtype=np.int64), np.array(indptr)),
+                      shape=(len(indptr) - 1, width))
+
+
+DECODERS: dict[str, Callable[[bytes | str], Any]] = {
+    CSV: _csv_to_numpy, JSON: _json_to_numpy, NPY: _npy_to_numpy, LIBSVM: _libsvm_to_csr, X_LIBSVM: _libsvm_to_csr,
+}
 """Content type → request decoder of the default ``input_fn``."""
 
 
@@ -165,9 +206,18 @@ def _array_to_json(prediction: Any) -> bytes:
     return json.dumps(prediction, default=_json_default).encode("utf-8")
 
 
+def _endpoint_not_batch() -> bool:
+    """Whether this server answers an endpoint rather than a batch transform (which sets ``SAGEMAKER_BATCH``)."""
+    return bool(os.environ.get("SLUICE_ENDPOINT_NAME")) and not os.environ.get("SAGEMAKER_BATCH")
+
+
 def _array_to_csv(prediction: Any) -> bytes:
     import numpy as np
 
+    if getattr(prediction, _BOOSTER_MARK, False) and np.ndim(prediction) == 1 and _endpoint_not_batch():
+        # The XGBoost algorithm container's endpoint answer: one line, comma-separated (its "backwards compatible"
+        # form, which code like np.fromstring(body, sep=",") reads); in batch it writes one prediction per line.
+        return ",".join(str(v) for v in np.asarray(prediction).tolist()).encode("utf-8")
     array = np.asarray(prediction)
     if array.ndim == 0:
         array = array.reshape(1)
@@ -217,10 +267,7 @@ def default_predict_fn(data: Any, model: Any) -> Any:
             return model(tensor)
     xgb = sys.modules.get("xgboost")
     if xgb is not None and isinstance(model, xgb.Booster):
-        import numpy as np
-
-        matrix = data if isinstance(data, xgb.DMatrix) else xgb.DMatrix(np.asarray(data, dtype=np.float32))
-        return model.predict(matrix)
+        return _booster_predict(xgb, data, model)
     if hasattr(model, "predict"):
         return model.predict(data)
     if callable(model):
@@ -229,6 +276,49 @@ def default_predict_fn(data: Any, model: Any) -> Any:
         f"the default predict_fn cannot run a {type(model).__module__}.{type(model).__name__}: it has no predict() "
         "and is not callable. Define predict_fn(data, model) in inference.py."
     )
+
+
+_BOOSTER_MARK = "_sluice_booster_prediction"
+
+
+def _booster_predict(xgb: Any, data: Any, model: Any) -> Any:
+    """Predict as the XGBoost algorithm's server does: the rows must hold the model's features (a CSV row with
+    the label still in front is refused, not silently shifted), and an early-stopped model uses its best
+    iteration ("SageMaker hosting uses the best model for inference")."""
+    import numpy as np
+
+    if isinstance(data, xgb.DMatrix):
+        matrix = data
+    elif hasattr(data, "tocsr"):  # a scipy sparse matrix (text/libsvm)
+        matrix = xgb.DMatrix(data.tocsr())
+    else:
+        matrix = xgb.DMatrix(np.asarray(data, dtype=np.float32))
+    expected, got = model.num_features(), matrix.num_col()
+    sparse = hasattr(data, "tocsr")
+    if expected and (got > expected if sparse else got != expected):
+        raise InferenceError(
+            f"the rows have {got} feature columns but the model was trained on {expected}. Send the features only, "
+            "in the training order, without the label column.", 400)
+    best = model.attr("best_iteration")
+    if best is not None:
+        prediction = model.predict(matrix, iteration_range=(0, int(best) + 1))
+    else:
+        prediction = model.predict(matrix)
+    return _mark_booster_prediction(np.asarray(prediction))
+
+
+def _mark_booster_prediction(array: Any) -> Any:
+    """The same array, flagged as a Booster's prediction so that the CSV encoder can answer in the XGBoost
+    algorithm's form; it stays an ``ndarray`` for any user ``output_fn``."""
+    import numpy as np
+
+    global _BoosterPrediction
+    if _BoosterPrediction is None:
+        _BoosterPrediction = type("BoosterPrediction", (np.ndarray,), {_BOOSTER_MARK: True})
+    return array.view(_BoosterPrediction)
+
+
+_BoosterPrediction: Any = None
 
 
 # ---- loading models -------------------------------------------------------------------------------
