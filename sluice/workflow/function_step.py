@@ -16,21 +16,32 @@ In the definition a function step is a ``Training`` step shaped as the SDK's rem
 container arguments naming the S3 base, the step and ``--property_references`` for pipeline-variable
 arguments, and the result at ``<OutputDataConfig.S3OutputPath>/results.json`` under ``"Result"``, read back
 with ``Std:JsonGet`` on an ``S3Uri``. While ``definition()`` compiles, the function and its arguments are
-pickled (cloudpickle when installed) to ``<s3 base>/<step>/<build time>/{function,arguments}/payload.pkl``;
-pipeline variables among the arguments are stored as :class:`PipelineVariableRef` / :class:`DelayedReturnRef`
-placeholders for the executor to fill in. Running the step is the executor's work (not built yet).
+pickled (cloudpickle when installed) to ``<s3 base>/<step>/<build time>/{function,arguments}/payload.pkl``,
+and a ``dependencies`` requirements file and the pre-execution commands go to the SDK's
+``pre_exec_script_and_dependencies`` channel beside them. Pipeline variables among the arguments are stored
+as :class:`PipelineVariableRef` / :class:`DelayedReturnRef` placeholders, which the step's runner
+(:mod:`sluice.workflow.runners.function`) fills in when the step runs.
+
+Functions and classes from modules that are not installed (a script and its neighbours, a test module) are
+pickled by value: the job's interpreter could not import those modules by name.
 """
 
 from __future__ import annotations
 
 import functools
+import json
+import os
 import pickle
 import re
+import site
 import sys
+import sysconfig
+import threading
 import typing
 import uuid
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from sluice.errors import PipelineError
@@ -48,7 +59,9 @@ from sluice.workflow.utilities import load_step_compilation_context, trim_reques
 __all__ = ["DelayedReturn", "DelayedReturnRef", "PipelineVariableRef", "step"]
 
 RUNTIME_SCRIPTS_CHANNEL_NAME = "sagemaker_remote_function_bootstrap"
+SCRIPT_AND_DEPENDENCIES_CHANNEL_NAME = "pre_exec_script_and_dependencies"
 ENTRYPOINT_SCRIPT_NAME = "job_driver.sh"
+PRE_EXECUTION_SCRIPT_NAME = "pre_exec.sh"
 RESULTS_FOLDER = "results"
 JSON_RESULTS_FILE = "results.json"
 JSON_SERIALIZED_RESULT_KEY = "Result"
@@ -57,9 +70,14 @@ CONTAINER_ENTRYPOINT = ["/bin/bash", f"/opt/ml/input/data/{RUNTIME_SCRIPTS_CHANN
 
 @dataclass(frozen=True)
 class PipelineVariableRef:
-    """A pipeline variable among a function step's pickled arguments: its expression, resolved at execution."""
+    """A pipeline variable among a function step's pickled arguments: its expression, resolved at execution.
+
+    ``kind`` is a parameter's type (``Integer``, ``Float``, ``Boolean``, ``String``): its value reaches the
+    step as a string (``--property_references``) and is turned back into that type, as the SDK does.
+    """
 
     expr: Any
+    kind: str | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -70,12 +88,61 @@ class DelayedReturnRef:
     reference_path: tuple[Any, ...] = ()
 
 
-def _dumps(obj: Any) -> bytes:
+_BY_VALUE_LOCK = threading.Lock()
+
+
+def _dumps(obj: Any, by_value: tuple[str, ...] = ()) -> bytes:
+    """``obj`` pickled with cloudpickle (plain pickle without it), the modules ``by_value`` pickled by value."""
     try:
         import cloudpickle
     except ImportError:  # pragma: no cover - cloudpickle is usual but optional
         return pickle.dumps(obj)
-    return bytes(cloudpickle.dumps(obj))
+    with _BY_VALUE_LOCK:  # the by-value registry is process-wide
+        registered = cloudpickle.list_registry_pickle_by_value()
+        added = []
+        for name in by_value:
+            module = sys.modules.get(name)
+            if module is None or name in registered or getattr(module, "__name__", None) != name:
+                continue
+            cloudpickle.register_pickle_by_value(module)
+            added.append(name)
+        try:
+            return bytes(cloudpickle.dumps(obj))
+        finally:
+            for name in added:
+                cloudpickle.unregister_pickle_by_value(sys.modules[name])
+
+
+def _has_cloudpickle() -> bool:
+    try:
+        import cloudpickle  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@functools.cache
+def _installed_roots() -> tuple[str, ...]:
+    """Directories whose modules any interpreter of this installation imports by name."""
+    paths = sysconfig.get_paths()
+    roots = {paths.get(k) for k in ("stdlib", "platstdlib", "purelib", "platlib")}
+    roots.update(getattr(site, "getsitepackages", list)())
+    roots.add(site.getusersitepackages())
+    return tuple(os.path.realpath(r) + os.sep for r in roots if r)
+
+
+def local_modules() -> tuple[str, ...]:
+    """Loaded modules a job could not import by name: Python files outside the installation (a script's
+    neighbours, a test module), sluice itself excepted. Pickles made for a job take these by value."""
+    roots = _installed_roots()
+    out = []
+    for name, module in list(sys.modules.items()):
+        file = getattr(module, "__file__", None)
+        if name == "__main__" or name.split(".")[0] == "sluice" or not isinstance(file, str):
+            continue
+        if file.endswith(".py") and not os.path.realpath(file).startswith(roots):
+            out.append(name)
+    return tuple(out)
 
 
 class _FunctionStep(ConfigurableRetryStep):
@@ -140,9 +207,14 @@ class _FunctionStep(ConfigurableRetryStep):
         settings = self._step_kwargs
         s3_base = f"{self.s3_root_uri()}/{ctx.pipeline_name}" if ctx else self.s3_root_uri()
         build_time = ctx.pipeline_build_time if ctx else "standalone"
-        self._store_payload(sess, f"{s3_base}/{self.name}/{build_time}")
-        container_args: list[Any] = ["--s3_base_uri", s3_base, "--region", sess.boto_region_name,
-                                     "--client_python_version", f"{sys.version_info.major}.{sys.version_info.minor}"]
+        prefix = f"{s3_base}/{self.name}/{build_time}"
+        has_scripts = self._store_payload(sess, prefix)
+        dependencies = settings.get("dependencies")
+        container_args: list[Any] = [
+            "--s3_base_uri", s3_base, "--region", sess.boto_region_name,
+            "--client_python_version", f"{sys.version_info.major}.{sys.version_info.minor}",
+            "--dependency_settings",
+            json.dumps({"dependency_file": os.path.basename(dependencies) if dependencies else None})]
         if settings.get("job_conda_env"):
             container_args += ["--job_conda_env", settings["job_conda_env"]]
         container_args += ["--pipeline_step_name", self.name,
@@ -150,12 +222,12 @@ class _FunctionStep(ConfigurableRetryStep):
                            "--func_step_s3_dir", build_time, "--property_references",
                            ExecutionVariables.PIPELINE_EXECUTION_ID.expr["Get"],
                            ExecutionVariables.PIPELINE_EXECUTION_ID.to_string()]
-        for arg in (*self._func_args, *self._func_kwargs.values()):
-            if isinstance(arg, Parameter | ExecutionVariable | Properties):
-                container_args += [arg.expr["Get"], arg.to_string()]
-            elif isinstance(arg, DelayedReturn):
+        for arg in _pipeline_variables((*self._func_args, *self._func_kwargs.values())):
+            if isinstance(arg, DelayedReturn):
                 uri = Properties.for_step_type(arg._step.name, "Training").OutputDataConfig.S3OutputPath
                 container_args += [uri.expr["Get"], uri.to_string()]
+            else:
+                container_args += [arg.expr["Get"], arg.to_string()]
         from sluice.session import get_execution_role
 
         stopping: dict[str, Any] = {"MaxRuntimeInSeconds": settings.get("max_runtime_in_seconds", 24 * 60 * 60)}
@@ -171,6 +243,10 @@ class _FunctionStep(ConfigurableRetryStep):
             request["Tags"] = settings["tags"]
         request["InputDataConfig"] = [{"ChannelName": RUNTIME_SCRIPTS_CHANNEL_NAME, "DataSource": {"S3DataSource": {
             "S3Uri": f"{s3_base}/{RUNTIME_SCRIPTS_CHANNEL_NAME}", "S3DataType": "S3Prefix"}}}]
+        if has_scripts:
+            request["InputDataConfig"].append({
+                "ChannelName": SCRIPT_AND_DEPENDENCIES_CHANNEL_NAME, "DataSource": {"S3DataSource": {
+                    "S3Uri": f"{prefix}/{SCRIPT_AND_DEPENDENCIES_CHANNEL_NAME}", "S3DataType": "S3Prefix"}}})
         output_path: Any = (Join(on="/", values=[s3_base, ExecutionVariables.PIPELINE_EXECUTION_ID, self.name,
                                                  RESULTS_FOLDER]) if ctx else s3_base)
         request["OutputDataConfig"] = {"S3OutputPath": output_path}
@@ -192,21 +268,56 @@ class _FunctionStep(ConfigurableRetryStep):
         request["Environment"] = dict(settings.get("environment_variables") or {})
         return trim_request_dict(request, "TrainingJobName", ctx)
 
-    def _store_payload(self, sess: Any, prefix: str) -> None:
-        """Pickle the function and its arguments where the executor will look for them."""
-        from sluice.storage import S3Uri
-
+    def _store_payload(self, sess: Any, prefix: str) -> bool:
+        """Pickle the function and its arguments where the runner looks for them; store the requirements file
+        and pre-execution script (the SDK's ``pre_exec_script_and_dependencies`` channel). Returns whether
+        that channel has anything in it."""
+        by_value = local_modules()
         for part, obj in (("function", self._func), ("arguments", (_to_refs(self._func_args),
                                                                    _to_refs(self._func_kwargs)))):
             try:
-                body = _dumps(obj)
+                body = _dumps(obj, by_value)
             except Exception as exc:
+                hint = "" if _has_cloudpickle() else " Install cloudpickle (pip install cloudpickle), which can."
                 raise PipelineError(f"@step {self.name!r}: its {part} cannot be pickled ({exc}); define the function "
-                                    "at module level and pass picklable arguments.") from None
-            target = S3Uri.parse(f"{prefix}/{part}/payload.pkl")
-            if not sess.store.bucket_exists(target.bucket):
-                sess.store.create_bucket(target.bucket)
-            sess.upload_string_as_file_body(body, target.bucket, target.key)
+                                    f"at module level and pass picklable arguments.{hint}") from None
+            self._put(sess, f"{prefix}/{part}/payload.pkl", body)
+        scripts = self._scripts()
+        for file_name, body in scripts.items():
+            self._put(sess, f"{prefix}/{SCRIPT_AND_DEPENDENCIES_CHANNEL_NAME}/{file_name}", body)
+        return bool(scripts)
+
+    def _scripts(self) -> dict[str, bytes]:
+        """The requirements file and ``pre_exec.sh`` this step ships, read from the local files named."""
+        settings = self._step_kwargs
+        out: dict[str, bytes] = {}
+        dependencies = settings.get("dependencies")
+        if dependencies:
+            path = Path(dependencies)
+            if not path.is_file():
+                raise PipelineError(f"@step {self.name!r}: no dependencies file named {dependencies!r} was found "
+                                    f"(looked in {Path.cwd()}); give the path of a requirements.txt.")
+            out[path.name] = path.read_bytes()
+        commands = settings.get("pre_execution_commands")
+        script = settings.get("pre_execution_script")
+        if commands:
+            out[PRE_EXECUTION_SCRIPT_NAME] = "".join(f"{c}\n" for c in commands).encode()
+        elif script:
+            path = Path(script)
+            if not path.is_file():
+                raise PipelineError(f"@step {self.name!r}: pre_execution_script {script!r} was not found "
+                                    f"(looked in {Path.cwd()}).")
+            out[PRE_EXECUTION_SCRIPT_NAME] = path.read_bytes()
+        return out
+
+    @staticmethod
+    def _put(sess: Any, uri: str, body: bytes) -> None:
+        from sluice.storage import S3Uri
+
+        target = S3Uri.parse(uri)
+        if not sess.store.bucket_exists(target.bucket):
+            sess.store.create_bucket(target.bucket)
+        sess.upload_string_as_file_body(body, target.bucket, target.key)
 
 
 def _job_name_prefix(func: Callable[..., Any] | None) -> str:
@@ -216,16 +327,42 @@ def _job_name_prefix(func: Callable[..., Any] | None) -> str:
 
 
 def _to_refs(value: Any) -> Any:
-    """``value`` with pipeline variables replaced by placeholders that pickle (the executor resolves them)."""
+    """``value`` with pipeline variables replaced by placeholders that pickle (the runner fills them in)."""
     if isinstance(value, DelayedReturn):
         return DelayedReturnRef(value._step.name, value._reference_path)
+    if isinstance(value, Parameter):
+        return PipelineVariableRef(serialize(value), value.parameter_type.value)
     if isinstance(value, PipelineVariable):
         return PipelineVariableRef(serialize(value))
-    if isinstance(value, Mapping):
+    if type(value) is dict:
         return {k: _to_refs(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
+    if type(value) in (list, tuple):
         return type(value)(_to_refs(v) for v in value)
     return value
+
+
+def _pipeline_variables(value: Any) -> list[Any]:
+    """The pipeline variables inside ``value`` (into lists, tuples and dicts), in order."""
+    if isinstance(value, PipelineVariable):
+        return [value]
+    if type(value) is dict:
+        return [v for item in value.values() for v in _pipeline_variables(item)]
+    if type(value) in (list, tuple):
+        return [v for item in value for v in _pipeline_variables(item)]
+    return []
+
+
+def _check_arguments(name: str, values: tuple[Any, ...]) -> None:
+    """Refuse pipeline variables a function step cannot pass to its function (as the SDK does)."""
+    for value in _pipeline_variables(values):
+        if isinstance(value, DelayedReturn | Parameter | ExecutionVariable):
+            continue
+        if isinstance(value, Properties) and isinstance(value.expr.get("Get"), str):
+            continue
+        raise PipelineError(
+            f"@step {name!r}: an argument is {value!r}, which a function step cannot receive. Pass a parameter, "
+            "an execution variable, a step property or another @step result (each arrives as its value), and "
+            "compute Join or JsonGet values inside the function.")
 
 
 class DelayedReturn(StepOutput):
@@ -284,6 +421,14 @@ def step(_func: Callable[..., Any] | None = None, *, name: str | None = None, di
     """Turn a function into a pipeline step: calling it returns a :class:`DelayedReturn` (nothing runs)."""
     if spark_config is not None:
         raise PipelineError("@step(spark_config=...) needs Spark, which sluice does not run.")
+    if job_conda_env is not None:
+        raise PipelineError("@step(job_conda_env=...) names a conda environment inside the job's image; sluice runs "
+                            "no images or conda. Leave it out (the function runs in sluice's own Python), or map "
+                            "image_uri to an interpreter in [images] of config.toml.")
+    if pre_execution_commands is not None and pre_execution_script is not None:
+        raise PipelineError("@step: give pre_execution_commands or pre_execution_script, not both.")
+    if dependencies is not None:
+        _check_dependencies(dependencies)
     settings = {k: v for k, v in {
         "dependencies": dependencies, "pre_execution_commands": pre_execution_commands,
         "pre_execution_script": pre_execution_script, "environment_variables": environment_variables,
@@ -299,11 +444,12 @@ def step(_func: Callable[..., Any] | None = None, *, name: str | None = None, di
     def decorator(func: Callable[..., Any]) -> Callable[..., DelayedReturn]:
         @functools.wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> DelayedReturn:
+            step_name = name or f"{_job_name_prefix(func)}-{uuid.uuid4().hex[:8]}"
+            _check_arguments(step_name, (*args, *kwargs.values()))
             upstream: dict[int, Any] = {}
-            for arg in (*args, *kwargs.values()):
+            for arg in _pipeline_variables((*args, *kwargs.values())):
                 if isinstance(arg, DelayedReturn):
                     upstream[id(arg._step)] = arg._step
-            step_name = name or f"{_job_name_prefix(func)}-{uuid.uuid4().hex[:8]}"
             function_step = _FunctionStep(step_name, display_name, description, retry_policies,
                                           list(upstream.values()) or None, func, args, kwargs, **settings)
             try:
@@ -315,3 +461,13 @@ def step(_func: Callable[..., Any] | None = None, *, name: str | None = None, di
         return wrapper
 
     return decorator(_func) if _func is not None else decorator
+
+
+def _check_dependencies(dependencies: Any) -> None:
+    """Accept a pip requirements file; refuse the SDK's conda forms, which need conda in an image."""
+    if not isinstance(dependencies, str | os.PathLike):
+        raise PipelineError(f"@step(dependencies=...) takes the path of a requirements.txt, not {dependencies!r}.")
+    text = os.fspath(dependencies)
+    if text == "auto_capture" or text.endswith((".yml", ".yaml")):
+        raise PipelineError(f"@step(dependencies={text!r}) asks for a conda environment, which sluice does not "
+                            "run. Give a pip requirements.txt instead; it is installed with pip when the step runs.")

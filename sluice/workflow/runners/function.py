@@ -153,9 +153,13 @@ def run_function_step(ctx: StepContext, request: dict[str, Any]) -> StepOutcome:
 
 def _upload_bootstrap(store: Any, request: Mapping[str, Any]) -> None:
     """sluice's job driver and invoker, at the bootstrap channel's prefix (written only when they differ)."""
-    channel = next(c for c in request.get("InputDataConfig") or [] if c.get("ChannelName") ==
-                   RUNTIME_SCRIPTS_CHANNEL_NAME)
-    prefix = S3Uri.parse(str(channel["DataSource"]["S3DataSource"]["S3Uri"]))
+    channel = next((c for c in request.get("InputDataConfig") or []
+                    if c.get("ChannelName") == RUNTIME_SCRIPTS_CHANNEL_NAME), None)
+    uri = ((channel or {}).get("DataSource") or {}).get("S3DataSource", {}).get("S3Uri")
+    if not isinstance(uri, str) or not uri.startswith("s3://"):
+        raise _client_error(f"the step has no {RUNTIME_SCRIPTS_CHANNEL_NAME} channel with an s3:// S3Uri; it is not "
+                            "a @step function step's definition.")
+    prefix = S3Uri.parse(uri)
     if not store.bucket_exists(prefix.bucket):
         store.create_bucket(prefix.bucket)
     for name, body in bootstrap_files().items():
@@ -186,10 +190,9 @@ def _prepare_invocation(store: Any, invocation: Invocation) -> None:
                             "modules their values come from must be importable in the process running the "
                             "pipeline.") from None
     filler = _Filler(store, invocation)
+    filled = (filler.fill(args), filler.fill(kwargs))
     try:
-        body = _dumps((filler.fill(args), filler.fill(kwargs)), local_modules())
-    except StepFailed:
-        raise
+        body = _dumps(filled, local_modules())
     except Exception as exc:
         raise _client_error(f"the arguments of step {invocation.step_name!r} cannot be pickled once filled in "
                             f"({exc!r}).") from None
