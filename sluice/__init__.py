@@ -9,10 +9,19 @@ Change ``sagemaker`` to ``sluice`` in your imports::
 
 from __future__ import annotations
 
-from sluice import errors, image_uris, session
+from sluice import errors, image_uris, s3, session
 from sluice.errors import SluiceError
 from sluice.session import Session, get_execution_role
 
 __version__ = "0.1.0"
 
-__all__ = ["Session", "SluiceError", "__version__", "errors", "get_execution_role", "image_uris", "session"]
+__all__ = [
+    "Session",
+    "SluiceError",
+    "__version__",
+    "errors",
+    "get_execution_role",
+    "image_uris",
+    "s3",
+    "session",
+]

@@ -151,6 +151,25 @@ def test_overlapping_channel_directories_are_refused(sess, code):
     assert_nothing_left(sess)
 
 
+def test_code_inside_a_data_input_is_staged_as_the_sdk_lays_it_out(sess, tmp_path):
+    """SageMaker's Abalone example mounts data at /opt/ml/processing/input while the SDK puts the code at
+    /opt/ml/processing/input/code: an input inside another input is allowed; both are staged."""
+    bucket = sess.default_bucket()
+    sess.upload_string_as_file_body("1,2,3\n", bucket, "raw/abalone.csv")
+    script = tmp_path / "check.py"
+    script.write_text("import os\n"
+                      "names = sorted(os.listdir('/opt/ml/processing/input'))\n"
+                      "assert names == ['abalone.csv', 'code'], names\n"
+                      "assert open('/opt/ml/processing/input/abalone.csv').read() == '1,2,3\\n'\n")
+    p = proc(sess)
+    p.run(code=str(script), logs=False,
+          inputs=[ProcessingInput(source=f"s3://{bucket}/raw", destination="/opt/ml/processing/input")])
+    assert p.jobs[-1].describe()["ProcessingJobStatus"] == "Completed"
+    with pytest.raises(SpecError, match="overlap"):
+        p.run(code=str(script), logs=False, inputs=[ProcessingInput(
+            source=f"s3://{bucket}/raw", destination="/opt/ml/processing/input/code")])  # same directory
+
+
 def test_unknown_image_is_refused_with_how_to_map_it(sess, code):
     p = ScriptProcessor(command=["python3"], image_uri="registry.example.com/team/custom:1.0",
                         role=sluice.get_execution_role(), instance_count=1, instance_type="ml.m5.xlarge",

@@ -105,6 +105,9 @@ def test_processing_output_reaches_training_through_a_property_reference(sess, t
     channel = train_job["InputDataConfig"][0]["DataSource"]["S3DataSource"]["S3Uri"]
     assert channel == out_uri and execution.execution_id in out_uri
     assert steps["Prep"]["Metadata"]["ProcessingJob"]["Arn"] == prep_job["ProcessingJobArn"]
+    # The ARN spells the name in lower case; describing by that name finds the job, as on the service.
+    by_arn_name = sess.describe_processing_job(prep_job["ProcessingJobArn"].rsplit("/", 1)[-1])
+    assert by_arn_name["ProcessingJobName"] == prep_job["ProcessingJobName"] != by_arn_name["ProcessingJobName"].lower()
     assert train_job["TrainingJobStatus"] == "Completed"
     record = sess.metadata.get_resource("Pipeline", "prep-train").record
     assert record["PipelineArn"] == pipeline.describe()["PipelineArn"]

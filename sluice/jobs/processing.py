@@ -197,12 +197,20 @@ def _outputs(raw: list[dict[str, Any]], problems: list[str]) -> list[OutputSpec]
 
 
 def _check_paths(inputs: list[ChannelSpec], outputs: list[OutputSpec], problems: list[str]) -> None:
-    """Two channels may not share a directory, or one sit inside another, as the service requires."""
-    paths = [(f"input {c.name!r}", c.local_path.rstrip("/")) for c in inputs]
-    paths += [(f"output {o.name!r}", o.local_path.rstrip("/")) for o in outputs]
-    for i, (a_name, a) in enumerate(paths):
-        for b_name, b in paths[i + 1:]:
-            if a == b or a.startswith(b + "/") or b.startswith(a + "/"):
+    """Two channels may not share a directory, and an output may not overlap anything.
+
+    One File-mode input inside another is allowed, as the service allows it: SageMaker's own Abalone example
+    stages data at ``/opt/ml/processing/input`` and the SDK puts the code at ``/opt/ml/processing/input/code``.
+    Nothing may sit inside a Pipe-mode input (its path is a FIFO, not a directory).
+    """
+    pipes = {c.local_path.rstrip("/") for c in inputs if c.input_mode is InputMode.PIPE}
+    paths = [(f"input {c.name!r}", c.local_path.rstrip("/"), True) for c in inputs]
+    paths += [(f"output {o.name!r}", o.local_path.rstrip("/"), False) for o in outputs]
+    for i, (a_name, a, a_input) in enumerate(paths):
+        for b_name, b, b_input in paths[i + 1:]:
+            nested = a.startswith(b + "/") or b.startswith(a + "/")
+            outer = b if a.startswith(b + "/") else a
+            if a == b or (nested and not (a_input and b_input and outer not in pipes)):
                 problems.append(
                     f"{a_name} ({a}) and {b_name} ({b}) overlap; give each input and output its own directory."
                 )

@@ -29,6 +29,7 @@ from sqlalchemy import (
     create_engine,
     delete,
     event,
+    func,
     insert,
     select,
     update,
@@ -226,8 +227,13 @@ class MetadataStore:
             ) from None
 
     def get_job(self, kind: str, name: str) -> JobRow | None:
+        """The job named ``name``; names match without regard to case, as the service's do (its ARNs spell
+        them in lower case, so a name taken from an ARN must still find the job)."""
         with self.engine.connect() as conn:
             r = conn.execute(select(jobs).where(jobs.c.kind == kind, jobs.c.name == name)).first()
+            if r is None:
+                r = conn.execute(select(jobs).where(jobs.c.kind == kind,
+                                                    func.lower(jobs.c.name) == name.lower())).first()
         return _row(r) if r is not None else None
 
     def list_jobs(
