@@ -21,11 +21,16 @@ variables switch to real services::
 
     [images]                  # image URIs sluice does not know, mapped to a Python environment
     "my-registry/my-image:1.0" = { python = "/path/to/python", requirements = ["numpy"] }
+
+    [lambdas]                 # AWS Lambda functions (by name or ARN) a LambdaStep names, mapped to Python callables
+    "score-gate" = "mypackage.gates:handler"
+    "arn:aws:lambda:us-east-1:123456789012:function:notify" = "lambdas/notify.py:handler"
 """
 
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from functools import cache
@@ -34,7 +39,7 @@ from typing import Any
 
 from sluice.errors import SpecError
 
-__all__ = ["ACCOUNT_ID", "Config", "StorageConfig", "current_config", "load_config", "reset_config"]
+__all__ = ["ACCOUNT_ID", "Config", "StorageConfig", "current_config", "lambda_target", "load_config", "reset_config"]
 
 #: The account every ARN names: there is no AWS account locally, so one fixed, obviously-local number.
 ACCOUNT_ID = "000000000000"
@@ -65,6 +70,9 @@ class Config:
     sandbox: str = "auto"
     quotas: dict[str, int] = field(default_factory=dict)
     images: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: ``[lambdas]``: an AWS Lambda function name or ARN -> ``"module:callable"`` or ``"/path/file.py:callable"``
+    #: (a relative path is read from the config file's directory); see :func:`lambda_target`.
+    lambdas: dict[str, str] = field(default_factory=dict)
     #: The file this configuration was read from (it may not exist); messages point users at it.
     config_file: Path | None = None
 
@@ -82,7 +90,9 @@ class Config:
         return self.metadata_url or f"sqlite:///{self.home / 'sluice.db'}"
 
 
-_SECTIONS = ("storage", "metadata", "runtime", "quotas", "images")
+_SECTIONS = ("storage", "metadata", "runtime", "quotas", "images", "lambdas")
+_IDENTIFIER = r"[A-Za-z_][A-Za-z0-9_]*"
+_LAMBDA_TARGET = re.compile(rf"(?P<source>.+):(?P<attr>{_IDENTIFIER}(?:\.{_IDENTIFIER})*)")
 
 
 def _read_file(path: Path) -> dict[str, Any]:
@@ -126,6 +136,7 @@ def load_config(home: str | os.PathLike[str] | None = None) -> Config:
                 f"[images] entry {uri!r} must be a table like {{ python = \"/path/to/python\", "
                 f"requirements = [\"numpy\"] }}, not {spec!r}."
             )
+    lambdas = _lambdas(data.get("lambdas", {}), config_file)
     return Config(
         home=root,
         storage=storage,
@@ -134,7 +145,31 @@ def load_config(home: str | os.PathLike[str] | None = None) -> Config:
         quotas=quotas,
         config_file=config_file,
         images=images,
+        lambdas=lambdas,
     )
+
+
+def _lambdas(section: Any, config_file: Path) -> dict[str, str]:
+    """The ``[lambdas]`` table, each value checked for its ``source:callable`` form (nothing is imported here)."""
+    example = '"my-function" = "mypackage.module:handler"'
+    if not isinstance(section, dict):
+        raise SpecError(f"[lambdas] in {config_file} must be a table of entries like {example}.")
+    lambdas: dict[str, str] = {}
+    for function, target in section.items():
+        if not isinstance(target, str) or not _LAMBDA_TARGET.fullmatch(target.strip()):
+            raise SpecError(f"[lambdas] entry {function!r} in {config_file} must be \"module:callable\" or "
+                            f"\"/path/to/file.py:callable\", not {target!r}; e.g. {example}.")
+        lambdas[str(function)] = target.strip()
+    return lambdas
+
+
+def lambda_target(target: str) -> tuple[str, str]:
+    """``(source, attribute path)`` of a ``[lambdas]`` value: ``"pkg.mod:handler"`` -> ``("pkg.mod", "handler")``,
+    ``"/x/gate.py:Gate.run"`` -> ``("/x/gate.py", "Gate.run")``. The source is a file when it ends in ``.py``."""
+    match = _LAMBDA_TARGET.fullmatch(target.strip())
+    if match is None:
+        raise SpecError(f"{target!r} is not \"module:callable\" or \"/path/to/file.py:callable\".")
+    return match["source"], match["attr"]
 
 
 @cache

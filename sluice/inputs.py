@@ -1,10 +1,13 @@
-"""``sluice.inputs``: the SDK's ``TrainingInput`` and ``ShuffleConfig``, building ``Channel`` request shapes."""
+"""``sluice.inputs``: the SDK's ``TrainingInput`` and ``ShuffleConfig``, building ``Channel`` request shapes,
+and ``TransformInput`` / ``CreateModelInput``, the argument bundles of the older ``TransformStep(transformer=...,
+inputs=...)`` and ``CreateModelStep(model=..., inputs=...)`` forms."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["ShuffleConfig", "TrainingInput"]
+__all__ = ["CreateModelInput", "ShuffleConfig", "TrainingInput", "TransformInput"]
 
 
 class ShuffleConfig:
@@ -48,3 +51,31 @@ class TrainingInput:
         self.target_attribute_name = target_attribute_name
         if shuffle_config is not None:
             self.config["ShuffleConfig"] = {"Seed": shuffle_config.seed}
+
+
+@dataclass
+class TransformInput:
+    """The arguments of ``Transformer.transform()``, as one object (SDK ``sagemaker.inputs.TransformInput``).
+
+    ``TransformStep(name, transformer=transformer, inputs=TransformInput(data=...))`` calls
+    ``transformer.transform(data, data_type=..., ...)`` with them. Any field may be a pipeline variable.
+    """
+
+    data: Any
+    data_type: Any = "S3Prefix"
+    content_type: Any = None
+    compression_type: Any = None
+    split_type: Any = None
+    input_filter: Any = None
+    output_filter: Any = None
+    join_source: Any = None
+    model_client_config: dict[str, Any] | None = None
+
+
+@dataclass
+class CreateModelInput:
+    """The arguments of ``Model.create()`` for ``CreateModelStep(name, model=model, inputs=CreateModelInput(...))``
+    (SDK ``sagemaker.inputs.CreateModelInput``)."""
+
+    instance_type: str | None = None
+    accelerator_type: str | None = None

@@ -9,10 +9,12 @@ batch ``Transformer``; ``register()`` adds a version to a model package group.
 
 from __future__ import annotations
 
+import copy
 import io
 import logging
 import tarfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +22,39 @@ from sluice.errors import SpecError
 from sluice.jobs.naming import base_name_from_image, name_from_base
 from sluice.session import ACCOUNT_ID, Session
 from sluice.storage import S3Uri
-from sluice.workflow.pipeline_context import runnable_by_pipeline
+from sluice.workflow.pipeline_context import model_create_request, model_package_request, runnable_by_pipeline
 
 __all__ = ["FrameworkModel", "Model", "ModelPackage"]
 
 log = logging.getLogger("sluice")
 
 MODEL_KIND = "Model"
+_DESCRIBED_FIELDS = ("PrimaryContainer", "Containers", "InferenceExecutionConfig", "ExecutionRoleArn", "VpcConfig")
+"""CreateModel request fields that DescribeModel gives back as they were sent."""
+
+
+def record_model(sess: Session, request: Mapping[str, Any]) -> dict[str, Any]:
+    """Record a ``CreateModel`` request as the ``DescribeModel``-shaped resource that batch transform, endpoints,
+    ``sluice models`` and ``describe_model`` read; return that record.
+
+    ``Model.create()`` and a pipeline's Model step both record through here, so a model looks the same however
+    it was made. The request is checked against botocore's ``CreateModel`` shape first (a bad one records
+    nothing); a name already taken is refused (``ResourceInUse``). ``Tags`` are accepted but, as in
+    DescribeModel, not part of the record.
+    """
+    from sluice.jobs.schema import validate_request
+
+    validate_request("CreateModel", request)
+    name = str(request["ModelName"])
+    record: dict[str, Any] = {
+        "ModelName": name,
+        "ModelArn": f"arn:aws:sagemaker:{sess.boto_region_name}:{ACCOUNT_ID}:model/{name.lower()}",
+    }
+    record.update({key: copy.deepcopy(request[key]) for key in _DESCRIBED_FIELDS if key in request})
+    record["EnableNetworkIsolation"] = bool(request.get("EnableNetworkIsolation", False))
+    record["CreationTime"] = time.time()
+    sess.metadata.create_resource(MODEL_KIND, name, record)
+    return record
 
 
 class Model:
@@ -128,28 +156,20 @@ class Model:
     def create(self, instance_type: str | None = None, accelerator_type: str | None = None,
                serverless_inference_config: Any = None, tags: list | None = None,
                accept_eula: bool | None = None) -> None:
-        """Record the model (``CreateModel``); it then has a ``ModelName`` others can refer to."""
+        """Record the model (``CreateModel``); it then has a ``ModelName`` others can refer to.
+
+        The request is the one a pipeline's ``ModelStep(step_args=model.create())`` holds, recorded by
+        :func:`record_model`, so a model looks the same however it was made.
+        """
         if self._created:
             return
         from sluice.runtime.environments import resolve_image
-        from sluice.session import get_execution_role
 
-        name = self._ensure_name()
+        self._ensure_name()
         resolve_image(self.image_uri, self.sagemaker_session.config).check()
-        region = self.sagemaker_session.boto_region_name
-        record = {
-            "ModelName": name,
-            "ModelArn": f"arn:aws:sagemaker:{region}:{ACCOUNT_ID}:model/{name.lower()}",
-            "PrimaryContainer": self.prepare_container_def(instance_type),
-            "ExecutionRoleArn": self.role or get_execution_role(),
-            "EnableNetworkIsolation": self.enable_network_isolation,
-            "CreationTime": time.time(),
-        }
-        if self.vpc_config:
-            record["VpcConfig"] = self.vpc_config
-        if tags:
-            record["Tags"] = tags
-        self.sagemaker_session.metadata.create_resource(MODEL_KIND, name, record)
+        request = model_create_request(self, instance_type=instance_type, accelerator_type=accelerator_type,
+                                       serverless_inference_config=serverless_inference_config, tags=tags)
+        record_model(self.sagemaker_session, request)
         self._created = True
 
     def delete_model(self) -> None:
@@ -210,22 +230,25 @@ class Model:
         sample_payload_url: str | None = None, framework: str | None = None, framework_version: str | None = None,
         nearest_model_name: str | None = None, data_input_configuration: Any = None, **kwargs: Any,
     ) -> ModelPackage:
-        """Add this model as a new version of ``model_package_group_name`` (created if missing)."""
+        """Add this model as a new version of ``model_package_group_name`` (created if missing).
+
+        The ``CreateModelPackage`` request is the one a pipeline's ``ModelStep(step_args=model.register())``
+        holds (every argument above has its field), checked against botocore's shape before anything is recorded.
+        """
         from sluice.model_registry import create_model_package
 
         if not (model_package_group_name or model_package_name):
             raise SpecError("register() needs model_package_group_name (a versioned group) or model_package_name.")
-        container = self.prepare_container_def()
-        if image_uri:
-            container["Image"] = image_uri
-        record = create_model_package(
-            self.sagemaker_session, group=model_package_group_name or model_package_name,
-            containers=[container], content_types=content_types or [], response_types=response_types or [],
-            inference_instances=inference_instances or [], transform_instances=transform_instances or [],
-            approval_status=approval_status or "PendingManualApproval", description=description,
-            model_metrics=model_metrics, customer_metadata_properties=customer_metadata_properties,
-            domain=domain, task=task, framework=framework, framework_version=framework_version,
-        )
+        request = model_package_request(
+            self, content_types=content_types, response_types=response_types,
+            inference_instances=inference_instances, transform_instances=transform_instances,
+            model_package_name=model_package_name, model_package_group_name=model_package_group_name,
+            image_uri=image_uri, model_metrics=model_metrics, metadata_properties=metadata_properties,
+            marketplace_cert=marketplace_cert, approval_status=approval_status, description=description,
+            drift_check_baselines=drift_check_baselines, customer_metadata_properties=customer_metadata_properties,
+            validation_specification=validation_specification, domain=domain, task=task,
+            sample_payload_url=sample_payload_url, framework=framework, framework_version=framework_version)
+        record = create_model_package(self.sagemaker_session, request)
         return ModelPackage(role=self.role, model_package_arn=record["ModelPackageArn"],
                             sagemaker_session=self.sagemaker_session)
 

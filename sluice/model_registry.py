@@ -11,7 +11,10 @@ would refuse), so ``model.register(model_package_group_name=...)`` works on a fr
 
 from __future__ import annotations
 
+import copy
 import time
+from collections.abc import Mapping
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from sluice.errors import SpecError
@@ -66,11 +69,19 @@ def list_model_package_groups(sess: Session) -> list[dict[str, Any]]:
     return [r.record for r in sess.metadata.list_resources(GROUP_KIND)]
 
 
-def _package_name(ref: str) -> str:
-    """``group/3`` from a name or an ARN (``arn:...:model-package/group/3``)."""
-    if ref.startswith("arn:"):
-        ref = ref.split(":model-package/", 1)[-1]
-    return ref
+def _package_name(sess: Session, ref: str) -> str:
+    """``group/3`` from a name or an ARN (``arn:...:model-package/group/3``).
+
+    ARNs spell the group in lower case (as the service's do), so an ARN finds its group case-insensitively.
+    """
+    if not ref.startswith("arn:"):
+        return ref
+    name = ref.split(":model-package/", 1)[-1]
+    group, _, version = name.rpartition("/")
+    if sess.metadata.get_resource(GROUP_KIND, group) is None:
+        group = next((r.name for r in sess.metadata.list_resources(GROUP_KIND, limit=100_000)
+                      if r.name.lower() == group.lower()), group)
+    return f"{group}/{version}"
 
 
 def _check_status(status: str) -> None:
@@ -78,25 +89,58 @@ def _check_status(status: str) -> None:
         raise SpecError(f"ModelApprovalStatus {status!r} is not one of {', '.join(APPROVAL_STATUSES)}.")
 
 
-def _metrics_dict(model_metrics: Any) -> dict[str, Any] | None:
-    if model_metrics is None:
-        return None
-    if hasattr(model_metrics, "_to_request_dict"):
-        return model_metrics._to_request_dict()
-    return dict(model_metrics)
+def _group_name(ref: str) -> str:
+    """A group named by its ARN (``arn:...:model-package-group/name``) or by name."""
+    return ref.split(":model-package-group/", 1)[-1] if ref.startswith("arn:") else ref
 
 
-def create_model_package(
-    sess: Session, *, group: str, containers: list[dict[str, Any]], content_types: list[str],
-    response_types: list[str], inference_instances: list[str], transform_instances: list[str],
-    approval_status: str = "PendingManualApproval", description: str | None = None, model_metrics: Any = None,
-    customer_metadata_properties: dict[str, str] | None = None, domain: str | None = None, task: str | None = None,
-    framework: str | None = None, framework_version: str | None = None,
-) -> dict[str, Any]:
-    """Register a new version in ``group``; returns its ``DescribeModelPackage``-shaped record."""
+@cache
+def _described_fields() -> frozenset[str]:
+    """The fields ``DescribeModelPackage`` answers with (botocore's output shape): a request field among them is
+    given back as it was sent."""
+    import botocore.session
+
+    model = botocore.session.get_session().get_service_model("sagemaker")
+    return frozenset(model.operation_model("DescribeModelPackage").output_shape.members)
+
+
+_SET_HERE = frozenset({"ModelPackageName", "ModelPackageGroupName", "ModelPackageDescription", "InferenceSpecification",
+                       "ModelApprovalStatus", "CertifyForMarketplace"})
+"""Fields of the record that :func:`create_model_package` fills itself (numbered, defaulted)."""
+
+
+def create_model_package(sess: Session, request: Mapping[str, Any]) -> dict[str, Any]:
+    """Register a ``CreateModelPackage`` request as a new version of its group; return the version's
+    ``DescribeModelPackage``-shaped record.
+
+    The request is checked against botocore's ``CreateModelPackage`` shape first, so a bad field is refused
+    (naming it) before anything is recorded. The version goes into ``ModelPackageGroupName`` (a name or an ARN;
+    ``ModelPackageName`` stands in for it when it is missing), created when missing; versions are numbered from 1.
+    Every request field DescribeModelPackage has (``ModelMetrics``, ``MetadataProperties``,
+    ``DriftCheckBaselines``, ``ValidationSpecification``, ``SamplePayloadUrl``, ``CustomerMetadataProperties``,
+    ``Domain``, ``Task``, ...) is recorded as sent. Both ``Model.register()`` and a pipeline's RegisterModel
+    step register through here.
+    """
+    from sluice.jobs.schema import validate_request
+
+    validate_request("CreateModelPackage", request)
+    ref = request.get("ModelPackageGroupName") or request.get("ModelPackageName")
+    spec = request.get("InferenceSpecification")
+    if not ref or not isinstance(spec, Mapping) or not spec.get("Containers"):
+        raise SpecError("CreateModelPackage needs ModelPackageGroupName and an InferenceSpecification with "
+                        "Containers: register with model.register(model_package_group_name=..., "
+                        "content_types=..., response_types=...).")
+    group = _group_name(str(ref))
+    approval_status = str(request.get("ModelApprovalStatus") or "PendingManualApproval")
     _check_status(approval_status)
     if sess.metadata.get_resource(GROUP_KIND, group) is None:
         create_model_package_group(sess, group)
+    inference: dict[str, Any] = {key: [] for key in ("SupportedContentTypes", "SupportedResponseMIMETypes",
+                                                     "SupportedRealtimeInferenceInstanceTypes",
+                                                     "SupportedTransformInstanceTypes")}
+    inference.update(copy.deepcopy(dict(spec)))
+    described = _described_fields()
+    given = {key: copy.deepcopy(value) for key, value in request.items() if key in described and key not in _SET_HERE}
     for attempt in range(20):  # two registrations at once: the second takes the next number
         version = 1 + max((int(r.name.rsplit("/", 1)[1]) for r in
                            sess.metadata.list_resources(PACKAGE_KIND, name_prefix=f"{group}/")), default=0)
@@ -107,33 +151,15 @@ def create_model_package(
             "ModelPackageGroupName": group,
             "ModelPackageVersion": version,
             "ModelPackageArn": _arn(sess, "model-package", name),
-            "ModelPackageDescription": description or "",
+            "ModelPackageDescription": request.get("ModelPackageDescription") or "",
             "CreationTime": now,
             "LastModifiedTime": now,
-            "InferenceSpecification": {
-                "Containers": containers,
-                "SupportedContentTypes": content_types,
-                "SupportedResponseMIMETypes": response_types,
-                "SupportedRealtimeInferenceInstanceTypes": inference_instances,
-                "SupportedTransformInstanceTypes": transform_instances,
-            },
+            "InferenceSpecification": inference,
             "ModelPackageStatus": "Completed",
             "ModelApprovalStatus": approval_status,
-            "CertifyForMarketplace": False,
+            "CertifyForMarketplace": bool(request.get("CertifyForMarketplace", False)),
+            **given,
         }
-        metrics = _metrics_dict(model_metrics)
-        if metrics:
-            record["ModelMetrics"] = metrics
-        if customer_metadata_properties:
-            record["CustomerMetadataProperties"] = customer_metadata_properties
-        for key, value in (("Domain", domain), ("Task", task)):
-            if value:
-                record[key] = value
-        if framework:
-            for c in containers:
-                c.setdefault("Framework", framework.upper())
-                if framework_version:
-                    c.setdefault("FrameworkVersion", framework_version)
         try:
             sess.metadata.create_resource(PACKAGE_KIND, name, record)
         except SpecError:
@@ -146,7 +172,7 @@ def create_model_package(
 
 def describe_model_package(sess: Session, ref: str) -> dict[str, Any]:
     """A version by ``group/n`` or by its ARN."""
-    row = sess.metadata.get_resource(PACKAGE_KIND, _package_name(ref))
+    row = sess.metadata.get_resource(PACKAGE_KIND, _package_name(sess, ref))
     if row is None:
         raise SpecError(f"no model package {ref!r}; `sluice models packages GROUP` lists a group's versions.")
     return row.record
@@ -166,5 +192,5 @@ def update_approval_status(sess: Session, ref: str, status: str, description: st
     record["LastModifiedTime"] = time.time()
     if description is not None:
         record["ApprovalDescription"] = description
-    sess.metadata.update_resource(PACKAGE_KIND, _package_name(ref), record)
+    sess.metadata.update_resource(PACKAGE_KIND, _package_name(sess, ref), record)
     return record

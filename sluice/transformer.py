@@ -4,16 +4,25 @@ Argument names and defaults follow ``sagemaker.transformer.Transformer``; the jo
 ``CreateTransformJob`` request (see :mod:`sluice.jobs.transform` and :mod:`sluice.serving.transform`).
 Unlike SageMaker's local mode, every instance, ``MaxConcurrentTransforms``, nested prefixes, manifests,
 TFRecord splitting, Gzip input, input/output filters and join are honoured.
+
+Under a ``PipelineSession``, ``transform()`` starts nothing and returns a ``TransformStep``'s arguments
+(``@runnable_by_pipeline``); ``model_name`` and ``data`` may then be pipeline variables, such as
+``step_create_model.properties.ModelName`` and an earlier step's output.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sluice.errors import SpecError
 from sluice.jobs.naming import base_name_from_image, name_from_base
 from sluice.s3 import s3_path_join
 from sluice.session import Session
+from sluice.workflow import is_pipeline_variable
+from sluice.workflow.pipeline_context import PipelineSession, runnable_by_pipeline
+
+if TYPE_CHECKING:
+    from sluice.workflow.entities import PipelineVariable
 
 __all__ = ["Transformer"]
 
@@ -24,7 +33,7 @@ class Transformer:
     JOB_CLASS_NAME = "transform-job"
 
     def __init__(
-        self, model_name: str, instance_count: int, instance_type: str, strategy: str | None = None,
+        self, model_name: str | PipelineVariable, instance_count: int, instance_type: str, strategy: str | None = None,
         assemble_with: str | None = None, output_path: str | None = None, output_kms_key: str | None = None,
         accept: str | None = None, max_concurrent_transforms: int | None = None, max_payload: int | None = None,
         tags: list[dict[str, str]] | None = None, env: dict[str, str] | None = None,
@@ -50,8 +59,9 @@ class Transformer:
         self._reset_output_path = False
         self.latest_transform_job: _TransformJob | None = None
 
+    @runnable_by_pipeline
     def transform(
-        self, data: str, data_type: str = "S3Prefix", content_type: str | None = None,
+        self, data: str | PipelineVariable, data_type: str = "S3Prefix", content_type: str | None = None,
         compression_type: str | None = None, split_type: str | None = None, job_name: str | None = None,
         input_filter: str | None = None, output_filter: str | None = None, join_source: str | None = None,
         experiment_config: dict[str, str] | None = None, model_client_config: dict[str, int] | None = None,
@@ -61,11 +71,17 @@ class Transformer:
 
         Each input object ``<prefix>/<path>`` becomes ``<output_path>/<path>.out``. Bad settings (a filter
         outside the JSONPath subset, a join whose content types differ, a payload limit over 100 MB, a
-        model that does not exist) are refused here, before anything runs.
+        model that does not exist) are refused here, before anything runs. Under a ``PipelineSession`` it
+        returns the step arguments instead, and the model is looked for when the step runs.
         """
-        if not isinstance(data, str) or not data.startswith("s3://"):
+        if not isinstance(self.sagemaker_session, PipelineSession) and any(
+                is_pipeline_variable(v) for v in (data, self.model_name)):
+            raise SpecError("this transformer's model_name or data is a pipeline variable (a parameter or a step's "
+                            "property), which has a value only while a pipeline runs: build the transformer with "
+                            "sagemaker_session=PipelineSession() and pass transform()'s result to a TransformStep.")
+        if not is_pipeline_variable(data) and (not isinstance(data, str) or not data.startswith("s3://")):
             raise SpecError(f"Invalid S3 URI: {data!r}. Upload the data first (Session.upload_data) and pass its "
-                            "s3:// prefix or manifest.")
+                            "s3:// prefix or manifest (or, in a pipeline, a parameter or an earlier step's output).")
         if job_name is not None:
             self._current_job_name = job_name
         else:
@@ -87,10 +103,10 @@ class Transformer:
         output_config: dict[str, Any] = {"S3OutputPath": self.output_path}
         if self.output_kms_key is not None:
             output_config["KmsKeyId"] = self.output_kms_key
+        if self.assemble_with is not None:  # the SDK's order: AssembleWith, then Accept
+            output_config["AssembleWith"] = self.assemble_with
         if self.accept is not None:
             output_config["Accept"] = self.accept
-        if self.assemble_with is not None:
-            output_config["AssembleWith"] = self.assemble_with
         resource_config: dict[str, Any] = {"InstanceCount": self.instance_count, "InstanceType": self.instance_type}
         if self.volume_kms_key is not None:
             resource_config["VolumeKmsKeyId"] = self.volume_kms_key
@@ -125,11 +141,20 @@ class Transformer:
 
     def delete_model(self) -> None:
         """Delete the model this transformer uses."""
+        if is_pipeline_variable(self.model_name):
+            raise SpecError(f"this transformer's model is {self.model_name.expr}, named only when the pipeline "
+                            "runs; delete that model by its name (`sluice models list` shows it).")
         if not self.sagemaker_session.metadata.delete_resource("Model", self.model_name):
             raise SpecError(f"Could not find model {self.model_name!r}.")
 
     def _retrieve_base_name(self) -> str:
-        """As the SDK: the model image's repository name (``sagemaker-scikit-learn``), else the model name."""
+        """As the SDK: the model image's repository name (``sagemaker-scikit-learn``), else the model name.
+
+        A model known only at execution (``step.properties.ModelName``) has no record to read yet: the SDK
+        then names the job ``transform-job-<timestamp>``, and so does sluice.
+        """
+        if is_pipeline_variable(self.model_name):
+            return self.JOB_CLASS_NAME
         row = self.sagemaker_session.metadata.get_resource("Model", self.model_name)
         record = row.record if row is not None else {}
         container = record.get("PrimaryContainer") or next(iter(record.get("Containers") or []), None) or {}

@@ -11,14 +11,14 @@ import sys
 import pytest
 
 FACADE = {
-    "sluice": {"Session", "SluiceError", "__version__", "errors", "get_execution_role", "image_uris", "session"},
+    "sluice": {"Session", "SluiceError", "__version__", "errors", "get_execution_role", "image_uris", "s3", "session"},
     "sluice.processing": {"FrameworkProcessor", "ProcessingInput", "ProcessingJob", "ProcessingOutput", "Processor",
                           "ScriptProcessor"},
     "sluice.sklearn.processing": {"SKLearnProcessor"},
     "sluice.s3": {"S3Downloader", "S3Uploader", "parse_s3_url", "s3_path_join"},
     "sluice.session": {"ACCOUNT_ID", "Session", "get_execution_role"},
     "sluice.estimator": {"Estimator", "EstimatorBase", "Framework"},
-    "sluice.inputs": {"ShuffleConfig", "TrainingInput"},
+    "sluice.inputs": {"CreateModelInput", "ShuffleConfig", "TrainingInput", "TransformInput"},
     "sluice.io": {"RecordIOWriter", "channel_fifo", "encode_record", "manifest_rows", "pipe_epochs", "pipe_records",
                   "read_records"},
     "sluice.tuner": {"CategoricalParameter", "ContinuousParameter", "HyperparameterTuner",

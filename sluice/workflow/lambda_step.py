@@ -16,19 +16,31 @@ event alone. It returns a dict holding every declared ``LambdaOutput``; each is 
 
 The definition names the callable by a local ARN, ``arn:aws:lambda:<region>:<account>:function:<module>.<qualname>``.
 :func:`local_function` gives the callable back: from this process's registry, or by importing it. A definition
-exported from the SageMaker SDK names a real AWS function (``...:function:my-function``); map that name to a
-callable with :func:`register_local_function` before starting the pipeline.
+exported from the SageMaker SDK names a real AWS function (``...:function:my-function``); map that name (or the
+ARN) to a callable in the ``[lambdas]`` section of the sluice config file, which every process reads (so
+``sluice pipeline run`` finds it)::
+
+    [lambdas]
+    "my-function" = "mypackage.gates:handler"        # or "/path/to/gate.py:handler"
+
+or, in the process that starts the pipeline, with :func:`register_local_function`.
 """
 
 from __future__ import annotations
 
 import enum
+import hashlib
 import importlib
+import importlib.util
 import inspect
+import json
+import sys
 from collections.abc import Callable, Mapping
-from typing import Any
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
-from sluice.errors import PipelineError
+from sluice.errors import PipelineError, SpecError
 from sluice.workflow.entities import RequestType
 from sluice.workflow.graph import StepType
 from sluice.workflow.properties import Properties
@@ -44,7 +56,12 @@ __all__ = [
     "register_local_function",
 ]
 
+if TYPE_CHECKING:
+    from sluice.config import Config
+
 _LOCAL_FUNCTIONS: dict[str, Callable[..., Any]] = {}
+_FILE_MODULES: dict[tuple[Path, int], ModuleType] = {}
+"""Handler files loaded for ``[lambdas]`` entries, by path and modification time (an edited file is reloaded)."""
 
 
 class LambdaOutputTypeEnum(enum.Enum):
@@ -99,14 +116,29 @@ def register_local_function(function: str, func: Callable[..., Any]) -> None:
     _LOCAL_FUNCTIONS[function] = func
 
 
-def local_function(function_arn: str) -> Callable[..., Any]:
-    """The callable behind a LambdaStep's ``FunctionArn``: registered in this process (by ARN or by function
-    name), or importable by the ``<module>.<qualname>`` the ARN ends with."""
+def local_function(function_arn: str, config: Config | None = None) -> Callable[..., Any]:
+    """The callable behind a LambdaStep's ``FunctionArn``, looked for in this order:
+
+    1. registered in this process (:func:`register_local_function`, or the step this process built), by ARN
+       or by function name;
+    2. the ``[lambdas]`` section of ``config`` (default: the current configuration), by ARN, by the ARN
+       without its version or alias, or by function name;
+    3. importable by the ``<module>.<qualname>`` a sluice-built ARN ends with.
+    """
     if function_arn in _LOCAL_FUNCTIONS:
         return _LOCAL_FUNCTIONS[function_arn]
     name = function_name(function_arn)
     if name in _LOCAL_FUNCTIONS:
         return _LOCAL_FUNCTIONS[name]
+    if config is None:
+        from sluice.config import current_config
+
+        config = current_config()
+    unqualified = function_arn.split(":function:", 1)[0] + f":function:{name}" if ":function:" in function_arn \
+        else function_arn
+    for key in dict.fromkeys((function_arn, unqualified, name)):
+        if key in config.lambdas:
+            return _configured_function(key, config.lambdas[key], config.config_file)
     module_name, _, qualname = name.rpartition(".")
     while module_name:
         try:
@@ -120,15 +152,70 @@ def local_function(function_arn: str) -> Callable[..., Any]:
         if callable(target):
             return target
         break
+    where = f"the [lambdas] section of {config.config_file}" if config.config_file else "the [lambdas] section of " \
+        "the sluice config file"
+    entry = f"{json.dumps(name)} = \"module:callable\" (or \"/path/to/file.py:callable\")"
     if "." not in name:
         raise PipelineError(
             f"no local function for {function_arn!r}: it names the AWS Lambda function {name!r}, and sluice runs no "
-            f"AWS Lambda. Map it to a Python callable before starting the pipeline: "
-            f"sluice.workflow.lambda_step.register_local_function({name!r}, handler), where handler(event, context) "
-            "does what the function does.")
+            f"AWS Lambda. Map it to a Python callable handler(event, context) that does what the function does: add "
+            f"the entry {entry} to {where}, or, in the process that starts the pipeline, call "
+            f"sluice.workflow.lambda_step.register_local_function({name!r}, handler).")
     raise PipelineError(f"no local function for {function_arn!r}: define {name!r} at module level (so it can be "
-                        "imported by name), build the pipeline in this process, or map the name with "
-                        "register_local_function().")
+                        f"imported by name), build the pipeline in this process, add the entry {entry} to {where}, "
+                        "or map the name with register_local_function().")
+
+
+def _configured_function(key: str, target: str, config_file: Path | None) -> Callable[..., Any]:
+    """The callable a ``[lambdas]`` entry names; a PipelineError naming the entry when it cannot be loaded."""
+    from sluice.config import lambda_target
+
+    entry = f"[lambdas] entry {json.dumps(key)} = {json.dumps(target)}" + (f" in {config_file}" if config_file else "")
+    try:
+        source, attribute = lambda_target(target)
+    except SpecError as exc:
+        raise PipelineError(f"{entry}: {exc}") from None
+    try:
+        if source.endswith(".py"):
+            path = Path(source).expanduser()
+            if not path.is_absolute() and config_file is not None:
+                path = config_file.parent / path
+            obj: Any = _load_file(path.resolve())
+        else:
+            obj = importlib.import_module(source)
+    except Exception as exc:  # an import runs user code: whatever it raises, say which entry it came from
+        raise PipelineError(f"{entry}: cannot load {source!r}: {type(exc).__name__}: {exc}") from None
+    for part in attribute.split("."):
+        if not hasattr(obj, part):
+            raise PipelineError(f"{entry}: {source!r} has no attribute {attribute!r}; name a function defined there.")
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise PipelineError(f"{entry}: {attribute!r} in {source!r} is not callable (it is {type(obj).__name__} "
+                            f"{obj!r:.60}); name a function handler(event, context).")
+    return obj
+
+
+def _load_file(path: Path) -> ModuleType:
+    """Import a handler file by path, as AWS Lambda does: its directory goes on ``sys.path`` so the modules beside
+    it import too. Loaded once per modification of the file."""
+    key = (path, path.stat().st_mtime_ns)
+    if key in _FILE_MODULES:
+        return _FILE_MODULES[key]
+    module_name = f"sluice_lambda_{path.stem}_{hashlib.sha256(str(path).encode()).hexdigest()[:8]}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"{path} cannot be imported as a Python file")
+    module = importlib.util.module_from_spec(spec)
+    if str(path.parent) not in sys.path:
+        sys.path.append(str(path.parent))
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(module_name, None)
+        raise
+    _FILE_MODULES[key] = module
+    return module
 
 
 def handler_arity(func: Callable[..., Any]) -> int:

@@ -2,7 +2,8 @@
 
 ``FunctionArn`` maps to a callable through :func:`sluice.workflow.lambda_step.local_function` (the function
 the pipeline was built with, an importable ``<module>.<qualname>``, or one mapped with
-``register_local_function``). It is called ``handler(event, context)``: ``event`` is the step's resolved
+``register_local_function``, or a ``[lambdas]`` entry of the execution's config, which is how a definition
+exported from the SDK names its functions). It is called ``handler(event, context)``: ``event`` is the step's resolved
 ``Arguments`` (a dict), ``context`` a :class:`LambdaContext`. It must return a dict holding every declared
 ``OutputParameters`` entry with a value of its declared type; those become the step's properties,
 ``{"OutputParameters": {name: value}}``, which ``Steps.<name>.OutputParameters['x']`` reads.
@@ -100,7 +101,7 @@ def run_lambda(ctx: StepContext, request: dict[str, Any]) -> StepOutcome:
         raise StepFailed(f"ClientError: Lambda step {step!r} has no FunctionArn; build it with "
                          "LambdaStep(lambda_func=<a Python callable>).")
     try:
-        func = local_function(arn)
+        func = local_function(arn, ctx.config)
         arity = handler_arity(func)
     except PipelineError as exc:
         raise StepFailed(f"ClientError: Lambda step {step!r}: {exc}") from None

@@ -5,31 +5,23 @@ under the attempt's unique name, exactly where ``Model.create()`` records one, s
 ``sluice models``, or an endpoint finds it. A ``RegisterModel`` step adds a version to a model package group
 through :mod:`sluice.model_registry` (the group is created when missing, as ``model.register()`` does).
 
-Both check the request against botocore's ``CreateModel`` / ``CreateModelPackage`` shapes first, so a
-malformed request fails the step with the field to fix and records nothing.
+Both record through the functions the facade uses (:func:`sluice.model.record_model` and
+:func:`sluice.model_registry.create_model_package`), which check the request against botocore's
+``CreateModel`` / ``CreateModelPackage`` shapes first, so a malformed request fails the step with the field
+to fix and records nothing.
 """
 
 from __future__ import annotations
 
 import copy
-import time
 from collections.abc import Mapping
 from typing import Any
 
-from sluice.config import ACCOUNT_ID
 from sluice.errors import NoSuchKeyError, SpecError, StorageError
 from sluice.workflow.runners.base import DEFAULT_ROLE_ARN, StepContext, StepFailed, StepOutcome
 from sluice.workflow.runners.jobs import stringify_map
 
 __all__ = ["run_create_model", "run_register_model"]
-
-MODEL_KIND = "Model"
-_MODEL_FIELDS = ("PrimaryContainer", "Containers", "InferenceExecutionConfig", "ExecutionRoleArn", "VpcConfig")
-"""CreateModel request fields that DescribeModel gives back as they were sent."""
-_PACKAGE_EXTRA_FIELDS = ("MetadataProperties", "DriftCheckBaselines", "ValidationSpecification", "SamplePayloadUrl",
-                         "SkipModelValidation", "SourceUri", "SourceAlgorithmSpecification",
-                         "AdditionalInferenceSpecifications", "SecurityConfig", "ModelCard", "ModelLifeCycle")
-"""CreateModelPackage fields DescribeModelPackage gives back that the registry's own arguments do not cover."""
 
 
 def _client_error(exc: Exception) -> StepFailed:
@@ -100,7 +92,7 @@ def run_create_model(ctx: StepContext, request: dict[str, Any]) -> StepOutcome:
     per execution, so each run of the pipeline creates its own. The properties are the DescribeModel record
     (``ModelName``, ``ModelArn``, ``PrimaryContainer``, ...).
     """
-    from sluice.metadata import open_metadata
+    from sluice.model import record_model
 
     request = copy.deepcopy(request)
     name = ctx.job_name
@@ -109,7 +101,7 @@ def run_create_model(ctx: StepContext, request: dict[str, Any]) -> StepOutcome:
     containers = _containers(request)
     for container in containers:
         stringify_map(container, "Environment")
-    _validate("CreateModel", request)
+    _validate("CreateModel", request)  # before the containers' image and data are looked at
     if not containers:
         raise StepFailed(f"ClientError: Model step {ctx.spec.name!r} has no PrimaryContainer (or Containers); "
                          "create the model from a Model with an image_uri.")
@@ -117,22 +109,13 @@ def run_create_model(ctx: StepContext, request: dict[str, Any]) -> StepOutcome:
         if container.get("ModelPackageName"):
             _from_package(ctx, container)
         _check_container(ctx, container)
-    arn = f"arn:aws:sagemaker:{ctx.config.storage.region}:{ACCOUNT_ID}:model/{name.lower()}"
-    record: dict[str, Any] = {"ModelName": name, "ModelArn": arn}
-    record.update({key: request[key] for key in _MODEL_FIELDS if key in request})
-    record["EnableNetworkIsolation"] = bool(request.get("EnableNetworkIsolation", False))
-    record["CreationTime"] = time.time()
     try:
-        open_metadata(ctx.config.database_url).create_resource(MODEL_KIND, name, record)
+        record = record_model(ctx.session, request)
     except SpecError as exc:
         raise _client_error(exc) from None
+    arn = record["ModelArn"]
     ctx.record_metadata({"Model": {"Arn": arn}})
     return StepOutcome(properties=record, metadata={"Model": {"Arn": arn}})
-
-
-def _group_name(ref: str) -> str:
-    """A group named by its ARN (``arn:...:model-package-group/name``) or by name."""
-    return ref.split(":model-package-group/", 1)[-1] if ref.startswith("arn:") else ref
 
 
 def run_register_model(ctx: StepContext, request: dict[str, Any]) -> StepOutcome:
@@ -142,37 +125,17 @@ def run_register_model(ctx: StepContext, request: dict[str, Any]) -> StepOutcome
     when missing). The properties are the DescribeModelPackage record (``ModelPackageArn``,
     ``ModelApprovalStatus``, ``ModelPackageVersion``, ...).
     """
-    from sluice.model_registry import PACKAGE_KIND, create_model_package
+    from sluice.model_registry import create_model_package
 
     request = copy.deepcopy(request)
     spec = request.get("InferenceSpecification")
     containers = spec.get("Containers") if isinstance(spec, dict) else None
     for container in containers if isinstance(containers, list) else []:
         stringify_map(container, "Environment")
-    _validate("CreateModelPackage", request)
-    group = request.get("ModelPackageGroupName") or request.get("ModelPackageName")
-    if not isinstance(group, str) or not group or not isinstance(spec, dict) or not containers:
-        raise StepFailed(f"ClientError: RegisterModel step {ctx.spec.name!r} needs ModelPackageGroupName and an "
-                         "InferenceSpecification with Containers; register with "
-                         "model.register(model_package_group_name=..., content_types=..., response_types=...).")
     try:
-        record = create_model_package(
-            ctx.session, group=_group_name(group), containers=containers,
-            content_types=spec.get("SupportedContentTypes") or [],
-            response_types=spec.get("SupportedResponseMIMETypes") or [],
-            inference_instances=spec.get("SupportedRealtimeInferenceInstanceTypes") or [],
-            transform_instances=spec.get("SupportedTransformInstanceTypes") or [],
-            approval_status=request.get("ModelApprovalStatus") or "PendingManualApproval",
-            description=request.get("ModelPackageDescription"), model_metrics=request.get("ModelMetrics"),
-            customer_metadata_properties=request.get("CustomerMetadataProperties"),
-            domain=request.get("Domain"), task=request.get("Task"))
+        record = create_model_package(ctx.session, request)
     except SpecError as exc:
         raise _client_error(exc) from None
-    extra = {key: request[key] for key in _PACKAGE_EXTRA_FIELDS if key in request}
-    if extra:
-        record.update(extra)
-        ctx.session.metadata.update_resource(
-            PACKAGE_KIND, f"{record['ModelPackageGroupName']}/{record['ModelPackageVersion']}", record)
     arn = record["ModelPackageArn"]
     ctx.record_metadata({"RegisterModel": {"Arn": arn}})
     return StepOutcome(properties=record, metadata={"RegisterModel": {"Arn": arn}})
