@@ -61,7 +61,8 @@ RESERVED_HYPERPARAMETERS = frozenset({
 NO_ENTRY_POINT = (
     "the job names no entry point: give the estimator an entry_point (script mode: hyperparameter "
     "sagemaker_program) or set AlgorithmSpecification.ContainerEntrypoint. Only an image that maps to the "
-    "'xgboost' environment runs without one (SageMaker's built-in XGBoost algorithm)."
+    "'xgboost' environment runs without one (SageMaker's built-in XGBoost algorithm), or an image whose "
+    "[images] entry in config.toml names its container's train program: train = [\"python3\", \"/path/train.py\"]"
 )
 """Why a job with no entry point is refused when its image has no built-in algorithm."""
 

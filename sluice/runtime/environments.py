@@ -11,7 +11,9 @@ Any other image is mapped by the user in ``[images]`` of ``$SLUICE_HOME/config.t
     [images]
     "my-registry/my-image:1.0" = { python = "/path/to/python", requirements = ["numpy"] }
 
-Optional keys there: ``name`` and ``description``. For now every framework environment runs on the
+Optional keys there: ``name``, ``description`` and ``train`` (the command a custom image runs for a training
+job that names no entry point, as ``docker run IMAGE train`` would; a relative ``.py`` path is read from the
+config file's folder). For now every framework environment runs on the
 interpreter sluice itself runs in.
 """
 
@@ -69,7 +71,7 @@ _ECR_URI = re.compile(
     r"/(?P<repository>[a-z0-9][a-z0-9._/-]*)"
     r"(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?(?:@(?P<digest>sha256:[0-9a-f]{64}))?"
 )
-_MAPPING_KEYS = ("python", "requirements", "name", "description")
+_MAPPING_KEYS = ("python", "requirements", "name", "description", "train")
 
 # Run by a foreign interpreter to report installed versions; stdlib only, since that interpreter may lack
 # packaging.
@@ -95,6 +97,8 @@ class Environment:
     requirements: tuple[str, ...] = ()
     description: str = ""
     image_uri: str | None = None
+    train: tuple[str, ...] = ()
+    """A custom image's own ``train`` program (what the container runs for a training job with no entry point)."""
 
     def missing_requirements(self) -> tuple[str, ...]:
         """Declared requirements :attr:`python` lacks: absent, or at a version the specifier refuses.
@@ -239,6 +243,14 @@ def _from_mapping(image_uri: str, spec: Any, config: Config) -> Environment:
         raise SpecError(f"{where}: 'python' must be the path of an interpreter, not {python!r}.")
     if not isinstance(requirements, list) or not all(isinstance(r, str) for r in requirements):
         raise SpecError(f"{where}: 'requirements' must be a list of pip requirements, not {requirements!r}.")
+    train = spec.get("train", [])
+    if isinstance(train, str):
+        train = shlex.split(train)
+    if not isinstance(train, list) or not all(isinstance(a, str) and a for a in train):
+        raise SpecError(f'{where}: \'train\' must be the command the image runs to train, e.g. '
+                        f'["python3", "/path/train.py"], not {train!r}.')
+    base = _config_file(config).parent
+    train = [str(base / a) if a.endswith(".py") and not os.path.isabs(a) else a for a in train]
     default_name = image_uri.rsplit("/", 1)[-1].split("@", 1)[0].split(":", 1)[0] or image_uri
     env = Environment(
         name=str(spec.get("name") or default_name),
@@ -246,6 +258,7 @@ def _from_mapping(image_uri: str, spec: Any, config: Config) -> Environment:
         requirements=tuple(requirements),
         description=str(spec.get("description") or f"user-mapped image {image_uri}"),
         image_uri=image_uri,
+        train=tuple(train),
     )
     for text in env.requirements:
         _parse_requirement(text, env)  # refuse a malformed requirement now, not when the job starts

@@ -161,7 +161,8 @@ def start_training_job(
     spec = TrainingJobSpec.from_request(request, config, entry_point_required=False)
     environment = resolve_image(spec.image_uri, config)
     algorithm = builtin_algorithm(environment) if spec.runs_builtin_algorithm else None
-    if spec.runs_builtin_algorithm and algorithm is None:
+    own_train = list(environment.train) if spec.runs_builtin_algorithm and algorithm is None else []
+    if spec.runs_builtin_algorithm and algorithm is None and not own_train:
         raise refusal(spec.name, [f"{NO_ENTRY_POINT} (image {spec.image_uri or 'local'!r} maps to environment "
                                   f"{environment.name!r}.)"])
     if algorithm is not None and spec.instance_count > 1:
@@ -189,6 +190,8 @@ def start_training_job(
                           install_package=command.install_package)
     elif algorithm is not None:
         argv = algorithm.argv()
+    elif own_train:
+        argv = own_train
     else:
         argv = [*spec.entrypoint, *spec.arguments]
     definitions = [(m.name, m.regex) for m in spec.metric_definitions]
