@@ -5,15 +5,17 @@
 the script-mode hyperparameters (``sagemaker_program``, ``sagemaker_submit_directory``, ...), the
 channels, the output and checkpoint configuration. The engine does the rest. Arguments with no local
 meaning (VPC, KMS, spot, debugger) are accepted and recorded, with a one-line notice.
+
+While a pipeline step compiles, the bundle goes to ``<code_location>/<pipeline>/code/<sha256>/sourcedir.tar.gz``
+instead and ``sagemaker_job_name`` is left out (the SDK's TrainingStep drops it too), so building the pipeline
+again gives the same step arguments, and the same cache key, unless the code changed (contract 5.15, #2736).
 """
 
 from __future__ import annotations
 
 import copy
-import io
 import json
 import logging
-import tarfile
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any
@@ -24,7 +26,12 @@ from sluice.jobs.naming import base_name_from_image, name_from_base
 from sluice.session import Session, _check_status
 from sluice.storage import S3Uri
 from sluice.workflow import is_pipeline_variable
-from sluice.workflow.pipeline_context import runnable_by_pipeline
+from sluice.workflow.pipeline_context import (
+    building_step,
+    reproducible_tar_gz,
+    runnable_by_pipeline,
+    stage_pipeline_code,
+)
 
 __all__ = ["Estimator", "EstimatorBase", "Framework"]
 
@@ -257,25 +264,26 @@ class EstimatorBase(ABC):
         if not entry.is_file():
             raise SpecError(f"entry_point {self.entry_point!r} was not found"
                             f"{' in source_dir ' + repr(self.source_dir) if self.source_dir else ''}.")
-        buf = io.BytesIO()
-        with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-            if self.source_dir:
-                for path in sorted(root.rglob("*")):
-                    if path.is_file() and "__pycache__" not in path.parts:
-                        tar.add(path, arcname=path.relative_to(root).as_posix())
-            else:
-                tar.add(entry, arcname=entry.name)
-            for dep in self.dependencies:
-                dep_path = Path(dep)
-                if not dep_path.exists():
-                    raise SpecError(f"dependency {dep!r} does not exist.")
-                tar.add(dep_path, arcname=dep_path.name)
+        if self.source_dir:
+            members = [(path, path.relative_to(root).as_posix()) for path in sorted(root.rglob("*"))
+                       if path.is_file() and "__pycache__" not in path.parts]
+        else:
+            members = [(entry, entry.name)]
+        for dep in self.dependencies:
+            dep_path = Path(dep)
+            if not dep_path.exists():
+                raise SpecError(f"dependency {dep!r} does not exist.")
+            members.append((dep_path, dep_path.name))
+        bundle = reproducible_tar_gz(members)
+        program = Path(self.entry_point).name if not self.source_dir else self.entry_point
+        staged = stage_pipeline_code(self.sagemaker_session, bundle, "sourcedir.tar.gz", base=self.code_location)
+        if staged is not None:
+            return program, staged
         uri = S3Uri.parse(f"{self._code_prefix()}/sourcedir.tar.gz")
         store = self.sagemaker_session.store
         if not store.bucket_exists(uri.bucket):
             store.create_bucket(uri.bucket)
-        store.put(uri.bucket, uri.key, buf.getvalue())
-        program = Path(self.entry_point).name if not self.source_dir else self.entry_point
+        store.put(uri.bucket, uri.key, bundle)
         return program, str(uri)
 
     def _build_request(self, inputs: Any, experiment_config: dict | None) -> dict[str, Any]:
@@ -286,6 +294,8 @@ class EstimatorBase(ABC):
             script_mode = {"sagemaker_program": program, "sagemaker_submit_directory": submit,
                            "sagemaker_container_log_level": self.container_log_level,
                            "sagemaker_job_name": self._current_job_name, "sagemaker_region": sess.boto_region_name}
+            if building_step(sess) is not None:  # a per-build name would change the step's cache key every time
+                del script_mode["sagemaker_job_name"]
             hps.update({k: self._encode(v) for k, v in script_mode.items()})
         output_path = self.output_path or f"s3://{sess.default_bucket()}/"
         algo: dict[str, Any] = {"TrainingImage": self.training_image_uri(), "TrainingInputMode": self.input_mode,

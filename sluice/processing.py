@@ -3,22 +3,31 @@
 ``Processor``, ``ScriptProcessor`` and ``FrameworkProcessor`` build a ``CreateProcessingJob`` request
 exactly as the SDK does (input and output names, upload locations for local sources and code, the
 entrypoint) and hand it to the engine. Nothing here runs a job itself.
+
+Upload locations (contract 5.15): a standalone job puts local inputs under ``<job>/input/<name>`` and code
+under ``<job>/input/code/`` (``<job>/source/`` for a FrameworkProcessor). While a pipeline step compiles, code
+goes to ``<pipeline>/code/<sha256>/<file>`` and local inputs to ``<pipeline>/<step>/input/<name>``, so building
+the pipeline again gives the same step arguments (and the same cache key) unless the code changed.
 """
 
 from __future__ import annotations
 
-import io
 import logging
-import tarfile
 from pathlib import Path
 from typing import Any
 
 from sluice.errors import SpecError
 from sluice.jobs.naming import base_name_from_image, name_from_base
 from sluice.session import Session
+from sluice.storage import S3Uri
 from sluice.storage.base import join_key
 from sluice.workflow import is_pipeline_variable
-from sluice.workflow.pipeline_context import runnable_by_pipeline
+from sluice.workflow.pipeline_context import (
+    pipeline_step_location,
+    reproducible_tar_gz,
+    runnable_by_pipeline,
+    stage_pipeline_code,
+)
 
 __all__ = [
     "FrameworkProcessor",
@@ -198,16 +207,21 @@ class Processor:
                 item.input_name = f"input-{n}"
             if (item.source is not None and not is_pipeline_variable(item.source)
                     and not str(item.source).startswith("s3://") and item.dataset_definition is None):
-                item.source = self._upload_local(item.source, self._current_job_name, "input", item.input_name)
+                item.source = self._upload_local(item.source, item.input_name)
             normalized.append(item)
         return normalized
 
-    def _upload_local(self, source: str, *key_parts: str) -> str:
+    def _upload_local(self, source: str, input_name: str) -> str:
+        """Upload a local input to ``<job>/input/<name>`` (in a pipeline: ``<pipeline>/<step>/input/<name>``)."""
         src = Path(source.removeprefix("file://"))
         if not src.exists():
             raise SpecError(f"input source {source!r} is neither an s3:// URI nor an existing local path.")
         sess = self.sagemaker_session
-        prefix = join_key(sess.default_bucket_prefix or "", "/".join(key_parts))
+        in_pipeline = pipeline_step_location(sess, "input", input_name)
+        if in_pipeline is not None:
+            target = S3Uri.parse(in_pipeline)
+            return sess.upload_data(str(src), bucket=target.bucket, key_prefix=target.key)
+        prefix = join_key(sess.default_bucket_prefix or "", f"{self._current_job_name}/input/{input_name}")
         return sess.upload_data(str(src), bucket=sess.default_bucket(), key_prefix=prefix)
 
     def _normalize_outputs(self, outputs: list[ProcessingOutput] | None) -> list[ProcessingOutput]:
@@ -312,6 +326,9 @@ class ScriptProcessor(Processor):
             raise SpecError(f"code {code!r} is a directory; ScriptProcessor takes one file. For a directory use "
                             "FrameworkProcessor(source_dir=...).")
         sess = self.sagemaker_session
+        staged = stage_pipeline_code(sess, path.read_bytes(), path.name)
+        if staged is not None:
+            return staged
         prefix = join_key(sess.default_bucket_prefix or "", f"{self._current_job_name}/input/code")
         return sess.upload_data(str(path), bucket=sess.default_bucket(), key_prefix=prefix)
 
@@ -392,21 +409,21 @@ class FrameworkProcessor(ScriptProcessor):
         if not entry.is_file():
             raise SpecError(f"code {code!r} was not found{' in source_dir ' + repr(source_dir) if source_dir else ''}; "
                             "give the entry point's path relative to source_dir.")
-        buf = io.BytesIO()
-        with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-            for path in sorted(root.rglob("*")):
-                if path.is_file() and "__pycache__" not in path.parts:
-                    tar.add(path, arcname=path.relative_to(root).as_posix())
-            for dep in dependencies:
-                dep_path = Path(dep)
-                if not dep_path.exists():
-                    raise SpecError(f"dependency {dep!r} does not exist.")
-                tar.add(dep_path, arcname=dep_path.name)
-        return self._put(f"{self._source_prefix()}/sourcedir.tar.gz", buf.getvalue())
+        members = [(path, path.relative_to(root).as_posix()) for path in sorted(root.rglob("*"))
+                   if path.is_file() and "__pycache__" not in path.parts]
+        for dep in dependencies:
+            dep_path = Path(dep)
+            if not dep_path.exists():
+                raise SpecError(f"dependency {dep!r} does not exist.")
+            members.append((dep_path, dep_path.name))
+        return self._put("sourcedir.tar.gz", reproducible_tar_gz(members))
 
-    def _put(self, uri: str, data: bytes) -> str:
-        from sluice.storage import S3Uri
-
+    def _put(self, filename: str, data: bytes) -> str:
+        """Store one code file: ``<code_location>/<job>/source/<filename>``, or content-addressed in a pipeline."""
+        staged = stage_pipeline_code(self.sagemaker_session, data, filename, base=self.code_location)
+        if staged is not None:
+            return staged
+        uri = f"{self._source_prefix()}/{filename}"
         target = S3Uri.parse(uri)
         store = self.sagemaker_session.store
         if not store.bucket_exists(target.bucket):
@@ -416,7 +433,7 @@ class FrameworkProcessor(ScriptProcessor):
 
     def _upload_runproc(self, code: str) -> str:
         script = Path(code).name if not code.startswith("s3://") else code.rsplit("/", 1)[-1]
-        return self._put(f"{self._source_prefix()}/runproc.sh", _runproc(" ".join(self.command), script).encode())
+        return self._put("runproc.sh", _runproc(" ".join(self.command), script).encode())
 
     def _entrypoint(self) -> list[str]:
         return [*self.framework_entrypoint_command, f"{_ENTRYPOINT_DIR}runproc.sh"]

@@ -96,12 +96,7 @@ def _runner_for(spec: StepSpec) -> Callable[[StepContext, dict[str, Any]], StepO
 
 def check_supported(definition: PipelineDefinition) -> None:
     """Refuse, before anything runs, every step sluice cannot run faithfully, and malformed cache settings."""
-    try:
-        from sluice.workflow.cache import check_cache_config
-    except ModuleNotFoundError:
-        def check_cache_config(spec: StepSpec) -> list[str]:
-            enabled = spec.cache_config is not None and spec.cache_config.enabled
-            return ["enables CacheConfig: step caching is not available yet"] if enabled else []
+    from sluice.workflow.cache import check_cache_config
 
     problems = []
     for name, spec in definition.graph.items():
@@ -472,7 +467,7 @@ class ExecutionDriver:
             return None
         from sluice.workflow.cache import cache_key, parse_expire_after
 
-        key = cache_key(spec, request, self.store)
+        key = cache_key(spec, request, self.store, metadata=self._metadata)
         if key is None:
             return None
         self._mark(spec.name, "Executing", CacheKey={"Digest": key.digest, "Parts": key.parts})

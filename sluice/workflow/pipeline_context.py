@@ -15,26 +15,45 @@ The seam with the facade is two pieces (the facade changes are listed in ``docs/
 
 Model requests are built here from the model's public attributes (``prepare_container_def()``, ``role``,
 ``vpc_config``...), because recording a model has no job to intercept.
+
+Step arguments must come out the same every time a pipeline is built, or every upsert would be a cache miss
+(SDK issue #2736). So while a step compiles, the facade puts what it uploads where only its content decides
+the path (contract 5.15): code under ``<bucket>/<prefix?>/<pipeline>/code/<sha256>/<file>``
+(:func:`stage_pipeline_code`, with :func:`reproducible_tar_gz` for bundles, which are byte-identical for
+identical files), local inputs under ``<pipeline>/<step>/input/<name>`` (:func:`pipeline_step_location`),
+and no job name in script-mode hyperparameters. Standalone runs keep their job-name layout.
 """
 
 from __future__ import annotations
 
 import copy
 import functools
+import gzip
+import hashlib
 import inspect
+import io
 import logging
-from collections.abc import Callable
-from typing import Any
+import tarfile
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from sluice.errors import PipelineError
 from sluice.session import Session, get_execution_role
 
+if TYPE_CHECKING:
+    from sluice.workflow.utilities import StepCompilationContext
+
 __all__ = [
     "LocalPipelineSession",
     "PipelineSession",
+    "building_step",
     "execute_job_functions",
+    "pipeline_step_location",
+    "reproducible_tar_gz",
     "retrieve_caller_name",
     "runnable_by_pipeline",
+    "stage_pipeline_code",
 ]
 
 log = logging.getLogger("sluice")
@@ -192,15 +211,90 @@ def _s3(*parts: str) -> str:
     return "s3://" + "/".join(p.strip("/") for p in parts if p)
 
 
+def building_step(session: Any) -> StepCompilationContext | None:
+    """The step being compiled when ``session`` builds it inside ``Pipeline.definition()``; None otherwise."""
+    from sluice.workflow.utilities import load_step_compilation_context
+
+    ctx = load_step_compilation_context()
+    return ctx if ctx is not None and isinstance(session, PipelineSession) else None
+
+
+def _under(base: str, *parts: str) -> str:
+    """``base`` (an ``s3://`` URI) joined with ``parts``, one ``/`` between each."""
+    return "/".join([base.rstrip("/"), *(p.strip("/") for p in parts if p)])
+
+
+def _default_root(session: Session) -> str:
+    """``s3://<default bucket>[/<default prefix>]``."""
+    return _s3(session.default_bucket(), session.default_bucket_prefix or "")
+
+
+def pipeline_step_location(session: Session, *parts: str) -> str | None:
+    """``s3://<bucket>/<prefix?>/<pipeline>/<step>/<parts>`` while a step compiles (where the SDK puts a local
+    processing input, contract 5.15); None for a standalone run."""
+    ctx = building_step(session)
+    if ctx is None:
+        return None
+    return _under(_default_root(session), ctx.pipeline_name, ctx.step_name, *parts)
+
+
+def stage_pipeline_code(session: Session, data: bytes, filename: str, base: str | None = None) -> str | None:
+    """While a step compiles: store ``data`` at ``<base>/<pipeline>/code/<sha256 of data>/<filename>`` and return
+    that URI; None for a standalone run (the caller then uploads under the job's name, as before).
+
+    ``base`` is the facade's ``code_location`` (default ``s3://<default bucket>[/<default prefix>]``). The path
+    names the bytes, so building the same pipeline again gives the same step arguments, and an object already
+    there is left alone: it holds exactly these bytes.
+    """
+    ctx = building_step(session)
+    if ctx is None:
+        return None
+    from sluice.storage import S3Uri
+
+    target = S3Uri.parse(_under(base or _default_root(session), ctx.pipeline_name, "code",
+                                hashlib.sha256(data).hexdigest(), filename))
+    store = session.store
+    if not store.bucket_exists(target.bucket):
+        store.create_bucket(target.bucket)
+    if not store.exists(target.bucket, target.key):
+        store.put(target.bucket, target.key, data)
+    return str(target)
+
+
+#: The modification time stored for every member of a code bundle: 1980-01-02 UTC, the first day every
+#: time zone can write into a zip file, so tools that re-pack the code keep working.
+_BUNDLE_MTIME = 315619200
+
+
+def _normalized(info: tarfile.TarInfo) -> tarfile.TarInfo:
+    info.mtime = _BUNDLE_MTIME
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    return info
+
+
+def reproducible_tar_gz(members: Iterable[tuple[Path, str]]) -> bytes:
+    """A ``.tar.gz`` of ``(path, name in the archive)`` pairs (a directory is added with everything below it)
+    whose bytes depend only on the names, contents and permission bits: no timestamps, no owners.
+
+    That is what lets a code bundle be content-addressed (:func:`stage_pipeline_code`).
+    """
+    buf = io.BytesIO()
+    with gzip.GzipFile(fileobj=buf, mode="wb", mtime=0, filename="") as gz, \
+            tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for path, arcname in members:
+            tar.add(path, arcname=arcname, filter=_normalized)
+    return buf.getvalue()
+
+
 def _pipeline_layout(session: PipelineSession, request: dict[str, Any], func_name: str) -> dict[str, Any]:
-    """Move default locations from the standalone layout to the pipeline one (contract 5.15).
+    """Move default output locations from the standalone layout to the pipeline one (contract 5.15).
 
     A processing output the facade defaulted to ``s3://<bucket>/<prefix>/<job>/output/<name>`` becomes
     ``Join("/", ["s3:/", bucket, prefix, <pipeline>, ExecutionId, <step>, "output", name])``, a transform
     output ``s3://<bucket>/<prefix>/<job>`` likewise, so every execution writes to its own place, as in the SDK.
-    A script processor's code, uploaded under the job's name, is copied to ``<pipeline>/code/<sha256>/<file>``,
-    so the definition (and the step's cache key) changes only when the code does. Locations the user chose
-    are left alone. Outside ``Pipeline.definition()`` nothing changes.
+    Locations the user chose are left alone. Outside ``Pipeline.definition()`` nothing changes. (Code and local
+    inputs need no moving: the facade already stages them at their pipeline locations.)
     """
     from sluice.workflow.execution_variables import ExecutionVariables
     from sluice.workflow.functions import Join
@@ -220,31 +314,11 @@ def _pipeline_layout(session: PipelineSession, request: dict[str, Any], func_nam
             if isinstance(uri, str) and (uri == _s3(bucket, *prefix, job, "output", name) or uri in session._defaulted):
                 session._defaulted.add(uri)
                 s3["S3Uri"] = Join(on="/", values=[*where, "output", name])
-        for item in request.get("ProcessingInputs", []):
-            s3 = item.get("S3Input") or {}
-            uri = s3.get("S3Uri")
-            if item.get("InputName") in ("code", "entrypoint") and isinstance(uri, str) \
-                    and uri.startswith(_s3(bucket, *prefix, job) + "/") and not uri.endswith("/"):
-                s3["S3Uri"] = _stable_code_copy(session, uri, [bucket, *prefix, ctx.pipeline_name, "code"])
     elif func_name == "transform":
         out = request.get("TransformOutput") or {}
         if isinstance(out.get("S3OutputPath"), str) and out["S3OutputPath"].rstrip("/") == _s3(bucket, *prefix, job):
             out["S3OutputPath"] = Join(on="/", values=where)
     return request
-
-
-def _stable_code_copy(session: Session, uri: str, base: list[str]) -> str:
-    """Copy the object at ``uri`` to ``<base>/<sha256 of its bytes>/<its name>``; return the new URI."""
-    import hashlib
-
-    from sluice.storage import S3Uri
-
-    src = S3Uri.parse(uri)
-    data = session.store.get_bytes(src.bucket, src.key)
-    target = S3Uri.parse(_s3(*base, hashlib.sha256(data).hexdigest(), src.key.rsplit("/", 1)[-1]))
-    if not session.store.exists(target.bucket, target.key):
-        session.store.put(target.bucket, target.key, data)
-    return str(target)
 
 
 # ---- model requests ----------------------------------------------------------------------------------------
