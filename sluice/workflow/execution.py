@@ -160,6 +160,21 @@ class PipelineExecution:
             event.wait(0.25 if remaining is None else min(0.25, remaining))
         return True
 
+    def explain(self, step_name: str) -> Any:
+        """Why ``step_name`` was or was not a cache hit in this execution (a :class:`CacheExplanation`)."""
+        from sluice.workflow.cache import explain_step
+        from sluice.workflow.graph import parse_definition
+
+        graph = parse_definition(self.request["PipelineDefinition"]).graph
+        if step_name not in graph:
+            raise PipelineError(f"pipeline {self.pipeline_name!r} has no step {step_name!r}; its steps are "
+                                f"{', '.join(sorted(graph))}.")
+        record = self.step_records().get(step_name)
+        if record is None:
+            raise PipelineError(f"step {step_name!r} did not run in execution {self.arn} (skipped, or the execution "
+                                "ended before it); there is nothing to explain.")
+        return explain_step(_metadata(self.config), self.pipeline_name, graph[step_name], record, self.arn)
+
     def result(self, step_name: str) -> Any:
         """The return value of a ``@step`` function step of this execution."""
         from sluice.workflow.runners.function import load_function_result
