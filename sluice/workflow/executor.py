@@ -220,7 +220,14 @@ class ExecutionDriver:
         self._record = record
         self._metadata.create_job(EXECUTION_KIND, self.execution_id, "Executing", request, record)
 
+    def _say(self, line: str) -> None:
+        """SDK local mode prints an execution's start, each step and its end; under a LocalPipelineSession so
+        does sluice (the blog's walkthrough shows these lines), and nothing under any other session."""
+        if getattr(self.session, "local_mode", False):
+            print(line, flush=True)
+
     def start(self) -> PipelineExecution:
+        self._say(f"Starting execution for pipeline {self.pipeline_name}. Execution ID is {self.execution_id}")
         self._thread.start()
         return PipelineExecution(self.config, self.execution_id, session=self.session, local_thread=self._thread)
 
@@ -274,6 +281,7 @@ class ExecutionDriver:
                             release(name)
                             continue
                         self._mark(name, "Starting")
+                        self._say(f"Starting pipeline step: '{name}'")
                         running[pool.submit(self._run_step, graph[name])] = name
                 if not running:
                     break
@@ -285,6 +293,7 @@ class ExecutionDriver:
                         outcome = future.result()
                     except StepFailed as exc:
                         self._mark(name, exc.status, failure=exc.reason)
+                        self._say(f"Pipeline step '{name}' {exc.status.upper()}. Failure message is: {exc.reason}")
                         if exc.status != "Stopped":
                             failed.append(name)
                         continue
@@ -294,6 +303,7 @@ class ExecutionDriver:
                         continue
                     assert outcome is not None
                     self._mark(name, "Succeeded")
+                    self._say(f"Pipeline step '{name}' SUCCEEDED.")
                     if outcome.untaken:
                         skip(set(outcome.untaken) | downstream(graph, outcome.untaken))
                     release(name)
@@ -333,6 +343,8 @@ class ExecutionDriver:
         return []
 
     def _finish(self, status: str, failure: str | None) -> None:
+        self._say(f"Pipeline execution {self.execution_id} {status.upper()}"
+                  + (f": {failure}" if failure else ""))
         record = dict(self._record, PipelineExecutionStatus=status, LastModifiedTime=time.time())
         if failure is not None:
             record["FailureReason"] = failure
