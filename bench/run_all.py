@@ -17,7 +17,8 @@ from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
 BENCHMARKS = ("job_overhead", "staging", "sharding", "pipe_throughput", "training_overhead", "tuning_overhead",
-              "endpoint_latency", "transform_throughput")
+              "endpoint_latency", "transform_throughput", "pipeline_step_overhead", "pipeline_cached_rerun",
+              "pipeline_schedule_1000")
 TIMEOUT_SECONDS = 300
 
 

@@ -476,6 +476,21 @@ def stop_pipeline_cmd(execution: str) -> None:
     click.echo(f"stop requested for {handle.arn}")
 
 
+@pipeline.command("explain")
+@click.argument("execution")
+@click.argument("step")
+@click.option("--json", "as_json", is_flag=True, help="The outcome, summary and differences as JSON.")
+def explain_pipeline_cmd(execution: str, step: str, as_json: bool) -> None:
+    """Why STEP of EXECUTION (ARN or id) was, or was not, a cache hit: the run it reused, or what differs from
+    the nearest earlier run (an attribute old -> new, or the input object whose bytes changed)."""
+    explained = _execution(_session(), execution).explain(step)
+    if as_json:
+        click.echo(json.dumps({"Outcome": str(explained.outcome), "Summary": explained.summary,
+                               "Details": list(explained.details)}, indent=2))
+    else:
+        click.echo(str(explained))
+
+
 def _parse_parameters(values: tuple[str, ...]) -> dict[str, str]:
     """``("Name=Value", ...)`` as a dict of strings (the wire format; the executor converts them)."""
     out: dict[str, str] = {}
@@ -516,7 +531,7 @@ def _checked_pipeline(sess: Any, path: Path, name: str, overrides: Mapping[str, 
         hint = " Give a valid one with --name." if str(exc).startswith("pipeline name") else ""
         raise PipelineError(f"{path}: {exc}{hint}") from None
     definition = result.compile()
-    check_supported(definition)
+    check_supported(definition, sess.config)
     validate_overrides(definition.parameters, overrides)
     return result
 

@@ -228,6 +228,11 @@ def test_a_cache_hit_shows_the_execution_its_result_came_from(sess, tmp_path):
     assert listed["CacheHitResult"] == {"SourcePipelineExecutionArn": first}
     assert rows(cli("pipeline", "steps", first).stdout)[0][6] == ""  # the first run ran its job
 
+    explained = cli("pipeline", "explain", arn, "Cached").stdout
+    assert explained.startswith(f"Cache hit: reused the run of execution {first}")
+    assert json.loads(cli("pipeline", "explain", first, "Cached", "--json").stdout)["Outcome"] == "no-earlier-run"
+    assert "no step 'Nope'" in cli("pipeline", "explain", arn, "Nope", code=2).stderr
+
 
 def test_run_exits_1_with_the_reason_when_the_execution_fails(sess, tmp_path):
     definition = tmp_path / "failing.json"

@@ -141,7 +141,8 @@ class PipelineExecution:
         watch_execution(self, show=show, timeout=timeout)
         row = self._row()
         if row.status not in TERMINAL:
-            raise PipelineError(f"pipeline execution {self.arn} is still {row.status} after {timeout}s.")
+            raise PipelineError(f"pipeline execution {self.arn} is still {row.status} after {timeout}s; wait again, "
+                                "or stop it with execution.stop() / `sluice pipeline stop`.")
         if row.status != "Succeeded":
             raise PipelineError(f"Waiter PipelineExecutionComplete failed: pipeline execution {self.arn} ended "
                                 f"{row.status}: {row.record.get('FailureReason', '')}")
@@ -150,7 +151,13 @@ class PipelineExecution:
         """Wait up to ``timeout`` seconds for the end; whether it ended. Joins the driver thread when local."""
         if self._thread is not None:
             self._thread.join(timeout)
-            return not self._thread.is_alive()
+            if self._thread.is_alive():
+                return False
+            if self._row().status in TERMINAL:
+                return True
+            # A KeyboardInterrupt during Thread.join can leave the thread marked finished while it still runs
+            # (CPython 3.11): trust the record, and poll it instead.
+            self._thread = None
         event = threading.Event()
         deadline = None if timeout is None else _monotonic() + timeout
         while self._row().status not in TERMINAL:
@@ -245,12 +252,13 @@ def list_executions(config: Config, pipeline_name: str | None = None, limit: int
             _mark_abandoned(config, row)
             row = _metadata(config).get_job(EXECUTION_KIND, row.name)
         record = row.record
-        out.append({"PipelineExecutionArn": record["PipelineExecutionArn"],
-                    "PipelineName": row.request.get("PipelineName"),
-                    "StartTime": _time(record.get("CreationTime")),
-                    "PipelineExecutionStatus": record.get("PipelineExecutionStatus"),
-                    "PipelineExecutionDisplayName": record.get("PipelineExecutionDisplayName"),
-                    "PipelineExecutionFailureReason": record.get("FailureReason")})
+        summary = {"PipelineExecutionArn": record["PipelineExecutionArn"],
+                   "PipelineName": row.request.get("PipelineName"),  # not in the service's shape: for listings
+                   "StartTime": _time(record.get("CreationTime")),
+                   "PipelineExecutionStatus": record.get("PipelineExecutionStatus"),
+                   "PipelineExecutionDisplayName": record.get("PipelineExecutionDisplayName"),
+                   "PipelineExecutionFailureReason": record.get("FailureReason")}
+        out.append({k: v for k, v in summary.items() if v is not None})  # as boto leaves absent fields out
         if len(out) >= limit:
             break
     return out

@@ -32,7 +32,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any
 
-from sluice.errors import PipelineError
+from sluice.errors import PipelineError, SluiceError
 from sluice.workflow.conditions import ORDERING
 from sluice.workflow.execution import (
     EXECUTION_KIND,
@@ -94,17 +94,48 @@ def _runner_for(spec: StepSpec) -> Callable[[StepContext, dict[str, Any]], StepO
     return RUNNERS.get(spec.type)
 
 
-def check_supported(definition: PipelineDefinition) -> None:
-    """Refuse, before anything runs, every step sluice cannot run faithfully, and malformed cache settings."""
+def _images(spec: StepSpec) -> list[str]:
+    """The image URIs a step names as plain strings (an expression is resolved, and checked, when it runs)."""
+    args = spec.arguments if isinstance(spec.arguments, Mapping) else {}
+    found: list[Any] = []
+    if spec.type is StepType.PROCESSING:
+        found.append((args.get("AppSpecification") or {}).get("ImageUri"))
+    elif spec.type is StepType.TRAINING:
+        found.append((args.get("AlgorithmSpecification") or {}).get("TrainingImage"))
+    elif spec.type is StepType.TUNING:
+        definitions = [args.get("TrainingJobDefinition") or {}, *(args.get("TrainingJobDefinitions") or [])]
+        found += [(d.get("AlgorithmSpecification") or {}).get("TrainingImage") for d in definitions
+                  if isinstance(d, Mapping)]
+    elif spec.type is StepType.CREATE_MODEL:
+        containers = [args.get("PrimaryContainer") or {}, *(args.get("Containers") or [])]
+        found += [c.get("Image") for c in containers if isinstance(c, Mapping)]
+    return [image for image in found if isinstance(image, str) and image]
+
+
+def check_supported(definition: PipelineDefinition, config: Any = None) -> None:
+    """Refuse, before anything runs, every step sluice cannot run faithfully, malformed cache settings, and
+    images that map to no environment (or to one missing packages), so a pipeline never fails half-way for
+    a reason that was knowable at start."""
+    from sluice.runtime.environments import resolve_image
     from sluice.workflow.cache import check_cache_config
 
     problems = []
+    checked: dict[str, str | None] = {}
     for name, spec in definition.graph.items():
         if spec.type not in (StepType.CONDITION, StepType.FAIL) and _runner_for(spec) is None:
             problems.append(f"step {name!r} is a {spec.type} step, which sluice cannot run (it runs Processing, "
                             "Training, Tuning, Transform, Model, RegisterModel, Lambda, Condition, Fail and @step "
                             "function steps)")
         problems.extend(f"step {name!r}: {p}" for p in check_cache_config(spec))
+        for image in _images(spec) if config is not None else []:
+            if image not in checked:
+                try:
+                    resolve_image(image, config).check()
+                    checked[image] = None
+                except SluiceError as exc:
+                    checked[image] = str(exc)
+            if checked[image]:
+                problems.append(f"step {name!r}: {checked[image]}")
     if problems:
         lines = "\n".join(f"  - {p}" for p in problems)
         raise PipelineError(f"The pipeline cannot be run; nothing was started:\n{lines}")
@@ -124,7 +155,7 @@ class ExecutionDriver:
                  parameters: Mapping[str, Any] | None = None, max_parallel: int | None = None,
                  display_name: str | None = None, description: str | None = None,
                  selective: Mapping[str, Any] | None = None) -> None:
-        check_supported(definition)
+        check_supported(definition, session.config)
         self.values = validate_overrides(definition.parameters, parameters)
         self.session = session
         self.config = session.config
@@ -262,9 +293,12 @@ class ExecutionDriver:
 
         with ThreadPoolExecutor(max_workers=self.max_parallel, thread_name_prefix=f"step-{self.execution_id}") \
                 as pool:
+            next_stop_check = 0.0
             while True:
-                if self._stop_requested():
-                    self._stop.set()
+                if time.monotonic() >= next_stop_check:  # a store read: at most once a tick
+                    next_stop_check = time.monotonic() + _SCHEDULER_TICK
+                    if self._stop_requested():
+                        self._stop.set()
                 if not failed and not self._stop.is_set():
                     while ready and len(running) < self.max_parallel:
                         name = ready.pop(0)
@@ -280,9 +314,9 @@ class ExecutionDriver:
                                 skip(set(reused) | downstream(graph, reused))
                             release(name)
                             continue
-                        self._mark(name, "Starting")
+                        self._mark(name, "Starting", write=False)
                         self._say(f"Starting pipeline step: '{name}'")
-                        running[pool.submit(self._run_step, graph[name])] = name
+                        running[pool.submit(self._run_and_record, graph[name])] = name
                 if not running:
                     break
                 done, _ = wait(list(running), timeout=_SCHEDULER_TICK, return_when=FIRST_COMPLETED)
@@ -291,19 +325,11 @@ class ExecutionDriver:
                     finished.add(name)
                     try:
                         outcome = future.result()
-                    except StepFailed as exc:
-                        self._mark(name, exc.status, failure=exc.reason)
-                        self._say(f"Pipeline step '{name}' {exc.status.upper()}. Failure message is: {exc.reason}")
+                    except StepFailed as exc:  # recorded by the worker
                         if exc.status != "Stopped":
                             failed.append(name)
                         continue
-                    except Exception as exc:  # a bug or a refused request: the step fails, not the loop
-                        self._mark(name, "Failed", failure=f"{type(exc).__name__}: {exc}")
-                        failed.append(name)
-                        continue
                     assert outcome is not None
-                    self._mark(name, "Succeeded")
-                    self._say(f"Pipeline step '{name}' SUCCEEDED.")
                     if outcome.untaken:
                         skip(set(outcome.untaken) | downstream(graph, outcome.untaken))
                     release(name)
@@ -352,8 +378,10 @@ class ExecutionDriver:
         self._metadata.update_job(EXECUTION_KIND, self.execution_id, record=record, status=status)
 
     def _mark(self, name: str, status: str, *, failure: str | None = None,
-              metadata: Mapping[str, Any] | None = None, **fields: Any) -> None:
-        """Update a step's record (in memory and in the store)."""
+              metadata: Mapping[str, Any] | None = None, write: bool = True, **fields: Any) -> None:
+        """Update a step's record in memory and, with ``write``, in the store (a step is written when it starts
+        executing, when its job exists, after a failed attempt, and when it ends; changes in between ride along
+        with the next write, which keeps a 1,000-step pipeline's scheduling off the database)."""
         with self._lock:
             entry = self._steps.get(name)
             if entry is None:
@@ -373,25 +401,43 @@ class ExecutionDriver:
             entry.update(fields)
             if status in ("Succeeded", "Failed", "Stopped"):
                 entry["EndTime"] = time.time()
-            snapshot = json.loads(json.dumps(entry, default=str))
-        self._metadata.put_step(self.execution_id, name, status, snapshot)
+            snapshot = json.loads(json.dumps(entry, default=str)) if write else None
+        if snapshot is not None:
+            self._metadata.put_step(self.execution_id, name, status, snapshot)
 
     # ---- running one step -----------------------------------------------------------------------------
+    def _run_and_record(self, spec: StepSpec) -> StepOutcome:
+        """Run ``spec`` on this worker thread and record how it ended (so the scheduler thread never writes)."""
+        try:
+            outcome = self._run_step(spec)
+        except StepFailed as exc:
+            self._mark(spec.name, exc.status, failure=exc.reason)
+            self._say(f"Pipeline step '{spec.name}' {exc.status.upper()}. Failure message is: {exc.reason}")
+            raise
+        except Exception as exc:  # a bug or a refused request: the step fails, not the scheduler
+            reason = f"{type(exc).__name__}: {exc}"
+            self._mark(spec.name, "Failed", failure=reason)
+            self._say(f"Pipeline step '{spec.name}' FAILED. Failure message is: {reason}")
+            raise StepFailed(reason) from exc
+        self._mark(spec.name, "Succeeded")
+        self._say(f"Pipeline step '{spec.name}' SUCCEEDED.")
+        return outcome
+
     def _run_step(self, spec: StepSpec) -> StepOutcome:
         """Run ``spec`` to its end: cache lookup, then attempts under its retry policies."""
         if spec.type is StepType.CONDITION:
-            self._mark(spec.name, "Executing", AttemptCount=1)
+            self._mark(spec.name, "Executing", AttemptCount=1, write=False)
             outcome = all(self._condition(c) for c in spec.arguments.get("Conditions", []))
-            self._mark(spec.name, "Executing", metadata={"Condition": {"Outcome": outcome}})
+            self._mark(spec.name, "Executing", metadata={"Condition": {"Outcome": outcome}}, write=False)
             with self._lock:
                 self._properties[spec.name] = {"Outcome": outcome}
             return StepOutcome(properties={"Outcome": outcome},
                                untaken=tuple(spec.else_steps if outcome else spec.if_steps))
         if spec.type is StepType.FAIL:
-            self._mark(spec.name, "Executing", AttemptCount=1)
+            self._mark(spec.name, "Executing", AttemptCount=1, write=False)
             message = self._resolve(spec.arguments.get("ErrorMessage", ""), {})
             message = _text(message) if message is not None else ""
-            self._mark(spec.name, "Executing", metadata={"Fail": {"ErrorMessage": message}})
+            self._mark(spec.name, "Executing", metadata={"Fail": {"ErrorMessage": message}}, write=False)
             raise StepFailed(message)
         runner = _runner_for(spec)
         assert runner is not None  # check_supported refused the others
@@ -428,7 +474,8 @@ class ExecutionDriver:
                 continue
             with self._lock:
                 self._properties[spec.name] = outcome.properties
-            self._mark(spec.name, "Executing", metadata=outcome.metadata, Properties=dict(outcome.properties))
+            self._mark(spec.name, "Executing", metadata=outcome.metadata, Properties=dict(outcome.properties),
+                       write=False)
             if key is not None:
                 self._metadata.add_cache_entry(self.pipeline_name, spec.name, key.digest, key.parts, self.arn,
                                                self._steps_snapshot(spec.name))
@@ -482,7 +529,7 @@ class ExecutionDriver:
         key = cache_key(spec, request, self.store, metadata=self._metadata)
         if key is None:
             return None
-        self._mark(spec.name, "Executing", CacheKey={"Digest": key.digest, "Parts": key.parts})
+        self._mark(spec.name, "Executing", CacheKey={"Digest": key.digest, "Parts": key.parts}, write=False)
         window = parse_expire_after(spec.cache_config.expire_after) if spec.cache_config.expire_after else None
         not_before = time.time() - window if window is not None else None
         hits = self._metadata.cache_entries(self.pipeline_name, spec.name, key=key.digest, not_before=not_before,
@@ -495,7 +542,7 @@ class ExecutionDriver:
             self._properties[spec.name] = properties
         self._mark(spec.name, "Executing", metadata=hit.record.get("Metadata") or {}, Properties=properties,
                    CacheHitResult={"SourcePipelineExecutionArn": hit.execution_arn},
-                   AttemptCount=hit.record.get("AttemptCount", 1))
+                   AttemptCount=hit.record.get("AttemptCount", 1), write=False)
         return StepOutcome(properties=properties, metadata=hit.record.get("Metadata") or {})
 
     # ---- expressions ----------------------------------------------------------------------------------
