@@ -2,14 +2,18 @@
 
 A model is an image (which maps to an environment), a ``model.tar.gz`` and an environment. With
 ``entry_point``, the code is repacked into the archive under ``code/`` and ``SAGEMAKER_PROGRAM`` /
-``SAGEMAKER_SUBMIT_DIRECTORY`` point the model server at it, as the SDK does. ``create()`` records a
-``DescribeModel``-shaped resource; ``deploy()`` starts a local endpoint; ``transformer()`` makes a
-batch ``Transformer``; ``register()`` adds a version to a model package group.
+``SAGEMAKER_SUBMIT_DIRECTORY`` point the model server at it, as the SDK does. Under a ``PipelineSession``
+the repacked archive is reproducible and stored where its content decides the path, so a rebuilt ModelStep
+has the same arguments (SDK issue #2736). ``create()`` records a ``DescribeModel``-shaped resource;
+``deploy()`` starts a local endpoint; ``transformer()`` makes a batch ``Transformer``; ``register()`` adds a
+version to a model package group.
 """
 
 from __future__ import annotations
 
 import copy
+import gzip
+import hashlib
 import io
 import logging
 import tarfile
@@ -22,7 +26,13 @@ from sluice.errors import SpecError
 from sluice.jobs.naming import base_name_from_image, name_from_base
 from sluice.session import ACCOUNT_ID, Session
 from sluice.storage import S3Uri
-from sluice.workflow.pipeline_context import model_create_request, model_package_request, runnable_by_pipeline
+from sluice.workflow.pipeline_context import (
+    PipelineSession,
+    model_create_request,
+    model_package_request,
+    reproducible_tar_gz,
+    runnable_by_pipeline,
+)
 
 __all__ = ["FrameworkModel", "Model", "ModelPackage"]
 
@@ -105,19 +115,56 @@ class Model:
         }
 
     def _repack(self) -> str | None:
-        """``model_data`` with the code added under ``code/``, uploaded beside it (the SDK's repack)."""
+        """``model_data`` with the code added under ``code/``, uploaded beside it (the SDK's repack).
+
+        Standalone, the archive goes to ``<code_location or s3://<bucket>>/<model name>/model.tar.gz``. Under a
+        PipelineSession it goes to ``<code_location or s3://<bucket>[/<prefix>]>/model/<sha256>/model.tar.gz``:
+        ``model.create()`` / ``register()`` build a ModelStep's request at once, before any pipeline name is
+        known, so the path names only the content. It is computed again on every call there, so a ModelStep
+        built after the code changed points at the new archive.
+        """
         if not self.entry_point:
             return self.model_data
-        if self._repacked_model_data:
-            return self._repacked_model_data
         sess = self.sagemaker_session
-        root = Path(self.source_dir) if self.source_dir else Path(self.entry_point).parent
-        entry = root / self.entry_point if self.source_dir else Path(self.entry_point)
+        pipeline = isinstance(sess, PipelineSession)
+        if self._repacked_model_data and not pipeline:
+            return self._repacked_model_data
+        data = self._repacked_archive()
+        if pipeline:
+            root = f"s3://{sess.default_bucket()}" + (f"/{sess.default_bucket_prefix.strip('/')}"
+                                                      if sess.default_bucket_prefix else "")
+            base = self.code_location.rstrip("/") if self.code_location else root
+            target = S3Uri.parse(f"{base}/model/{hashlib.sha256(data).hexdigest()}/model.tar.gz")
+        else:
+            base = self.code_location.rstrip("/") if self.code_location else f"s3://{sess.default_bucket()}"
+            target = S3Uri.parse(f"{base}/{self._ensure_name()}/model.tar.gz")
+        if not sess.store.bucket_exists(target.bucket):
+            sess.store.create_bucket(target.bucket)
+        if pipeline:
+            if not sess.store.exists(target.bucket, target.key):  # the path names the bytes: there already
+                sess.store.put(target.bucket, target.key, data)
+            return str(target)
+        sess.store.put(target.bucket, target.key, data)
+        self._repacked_model_data = str(target)
+        return self._repacked_model_data
+
+    def _repacked_archive(self) -> bytes:
+        """The ``model.tar.gz`` of ``model_data`` with the code under ``code/``, the same bytes for the same
+        model and the same code files: the code's members carry no timestamps or owners
+        (:func:`~sluice.workflow.pipeline_context.reproducible_tar_gz`), the gzip header no time."""
+        sess = self.sagemaker_session
+        root = Path(self.source_dir) if self.source_dir else Path(self.entry_point or "").parent
+        entry = root / str(self.entry_point) if self.source_dir else Path(str(self.entry_point))
         if not entry.is_file():
             raise SpecError(f"entry_point {self.entry_point!r} was not found"
                             f"{' in source_dir ' + repr(self.source_dir) if self.source_dir else ''}.")
+        files = sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts) \
+            if self.source_dir else [entry]
+        code = reproducible_tar_gz([*((path, f"code/{path.relative_to(root).as_posix()}") for path in files),
+                                    *((Path(dep), f"code/{Path(dep).name}") for dep in self.dependencies)])
         buf = io.BytesIO()
-        with tarfile.open(fileobj=buf, mode="w:gz") as out:
+        with gzip.GzipFile(fileobj=buf, mode="wb", mtime=0, filename="") as gz, \
+                tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as out:
             if self.model_data:
                 uri = S3Uri.parse(self.model_data)
                 try:
@@ -129,19 +176,10 @@ class Model:
                         if member.name.lstrip("./").startswith("code/"):
                             continue  # the new code replaces any old one
                         out.addfile(member, src.extractfile(member) if member.isfile() else None)
-            files = sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts) \
-                if self.source_dir else [entry]
-            for path in files:
-                out.add(path, arcname=f"code/{path.relative_to(root).as_posix()}")
-            for dep in self.dependencies:
-                out.add(dep, arcname=f"code/{Path(dep).name}")
-        base = self.code_location.rstrip("/") if self.code_location else f"s3://{sess.default_bucket()}"
-        target = S3Uri.parse(f"{base}/{self._ensure_name()}/model.tar.gz")
-        if not sess.store.bucket_exists(target.bucket):
-            sess.store.create_bucket(target.bucket)
-        sess.store.put(target.bucket, target.key, buf.getvalue())
-        self._repacked_model_data = str(target)
-        return self._repacked_model_data
+            with tarfile.open(fileobj=io.BytesIO(code), mode="r:gz") as src:
+                for member in src.getmembers():
+                    out.addfile(member, src.extractfile(member) if member.isfile() else None)
+        return buf.getvalue()
 
     def prepare_container_def(self, instance_type: str | None = None, **kwargs: Any) -> dict[str, Any]:
         """The ``PrimaryContainer`` of ``CreateModel``."""

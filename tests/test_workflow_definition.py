@@ -289,7 +289,8 @@ def test_a_function_step_is_a_training_step_shaped_as_the_sdk_remote_function_jo
     store = Session().store
     func = pickle.loads(store.get_bytes(bucket, f"fn/Prepare/{build}/function/payload.pkl"))
     assert func(2, 2.0) == [4.0]  # the undecorated function, as recorded
-    stored_args, stored_kwargs = pickle.loads(store.get_bytes(bucket, f"fn/Total/{build}/arguments/payload.pkl"))
+    tot_build = tot_refs[tot_refs.index("--func_step_s3_dir") + 1]  # each step's payload has its own folder
+    stored_args, stored_kwargs = pickle.loads(store.get_bytes(bucket, f"fn/Total/{tot_build}/arguments/payload.pkl"))
     assert stored_args == (DelayedReturnRef("Prepare"),) and stored_kwargs == {}
     prep_args, _ = pickle.loads(store.get_bytes(bucket, f"fn/Prepare/{build}/arguments/payload.pkl"))
     assert prep_args == (PipelineVariableRef({"Get": "Parameters.N"}), 1.5)

@@ -16,11 +16,23 @@ In the definition a function step is a ``Training`` step shaped as the SDK's rem
 container arguments naming the S3 base, the step and ``--property_references`` for pipeline-variable
 arguments, and the result at ``<OutputDataConfig.S3OutputPath>/results.json`` under ``"Result"``, read back
 with ``Std:JsonGet`` on an ``S3Uri``. While ``definition()`` compiles, the function and its arguments are
-pickled (cloudpickle when installed) to ``<s3 base>/<step>/<build time>/{function,arguments}/payload.pkl``,
+pickled (cloudpickle when installed) to ``<s3 base>/<step>/<payload digest>/{function,arguments}/payload.pkl``,
 and a ``dependencies`` requirements file and the pre-execution commands go to the SDK's
 ``pre_exec_script_and_dependencies`` channel beside them. Pipeline variables among the arguments are stored
 as :class:`PipelineVariableRef` / :class:`DelayedReturnRef` placeholders, which the step's runner
 (:mod:`sluice.workflow.runners.function`) fills in when the step runs.
+
+The folder (``--func_step_s3_dir``) names the payload's content, not the build time as in the SDK, so building
+the same pipeline again gives the same arguments and a re-run can be a cache hit (SDK issue #2736). cloudpickle's
+bytes are not that digest: they differ between processes for a set literal in the function or a set argument
+(ordered by the per-process string hash) and for a class pickled by value (cloudpickle gives it a random id per
+process, and per class object within one, such as a class a notebook cell defines again). The digest is taken
+over a canonical pickle that orders sets and names such classes by module and qualified name instead; it still
+covers everything cloudpickle stores, helpers and classes included. Each object is written once: a rebuild finds
+the bytes of the first build there and leaves them, so the step cache, which reads those bytes, sees no change.
+Two things still change a step's folder: a step without ``name=`` is named with a new uuid on every build, as in
+the SDK; and pickled code records its line numbers, so lines added to a function also move the functions below
+it in the same file.
 
 Functions and classes from modules that are not installed (a script and its neighbours, a test module) are
 pickled by value: the job's interpreter could not import those modules by name.
@@ -28,7 +40,10 @@ pickled by value: the job's interpreter could not import those modules by name.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import hashlib
+import io
 import json
 import os
 import pickle
@@ -39,7 +54,7 @@ import sysconfig
 import threading
 import typing
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -91,13 +106,15 @@ class DelayedReturnRef:
 _BY_VALUE_LOCK = threading.Lock()
 
 
-def _dumps(obj: Any, by_value: tuple[str, ...] = ()) -> bytes:
-    """``obj`` pickled with cloudpickle (plain pickle without it), the modules ``by_value`` pickled by value."""
+@contextlib.contextmanager
+def _pickling_by_value(by_value: Iterable[str]) -> Iterator[None]:
+    """While inside, cloudpickle pickles the modules named ``by_value`` by value (the registry is process-wide)."""
     try:
         import cloudpickle
     except ImportError:  # pragma: no cover - cloudpickle is usual but optional
-        return pickle.dumps(obj)
-    with _BY_VALUE_LOCK:  # the by-value registry is process-wide
+        yield
+        return
+    with _BY_VALUE_LOCK:
         registered = cloudpickle.list_registry_pickle_by_value()
         added = []
         for name in by_value:
@@ -107,10 +124,87 @@ def _dumps(obj: Any, by_value: tuple[str, ...] = ()) -> bytes:
             cloudpickle.register_pickle_by_value(module)
             added.append(name)
         try:
-            return bytes(cloudpickle.dumps(obj))
+            yield
         finally:
             for name in added:
                 cloudpickle.unregister_pickle_by_value(sys.modules[name])
+
+
+def _plain_dumps(obj: Any) -> bytes:
+    try:
+        import cloudpickle
+    except ImportError:  # pragma: no cover - cloudpickle is usual but optional
+        return pickle.dumps(obj)
+    return bytes(cloudpickle.dumps(obj))
+
+
+def _dumps(obj: Any, by_value: tuple[str, ...] = ()) -> bytes:
+    """``obj`` pickled with cloudpickle (plain pickle without it), the modules ``by_value`` pickled by value."""
+    with _pickling_by_value(by_value):
+        return _plain_dumps(obj)
+
+
+def _dumps_with_digest(obj: Any, by_value: tuple[str, ...]) -> tuple[bytes, str]:
+    """``_dumps(obj, by_value)`` and the SHA-256 of ``obj``'s canonical pickle, which is the same in every
+    process that builds the same ``obj`` (see the module docstring)."""
+    with _pickling_by_value(by_value):
+        body = _plain_dumps(obj)
+        hasher = hashlib.sha256()
+        _canonical_pickler()(_HashWriter(hasher), protocol=pickle.HIGHEST_PROTOCOL).dump(obj)
+        return body, hasher.hexdigest()
+
+
+class _HashWriter:
+    """A file for a pickler to write into a hash (the canonical pickle is never kept)."""
+
+    def __init__(self, hasher: Any) -> None:
+        self.write = hasher.update
+
+
+def _canonical_bytes(obj: Any) -> bytes:
+    buf = io.BytesIO()
+    _canonical_pickler()(buf, protocol=pickle.HIGHEST_PROTOCOL).dump(obj)
+    return buf.getvalue()
+
+
+def _ordered(members: set[Any] | frozenset[Any]) -> tuple[Any, ...]:
+    """A set's members in an order that does not depend on the process's string hashes."""
+    items = list(members)
+    kinds = {type(item) for item in items}
+    if kinds in ({str}, {bytes}, {int}):
+        return tuple(sorted(items))
+    return tuple(sorted(items, key=_canonical_bytes))
+
+
+@functools.cache
+def _canonical_pickler() -> type[pickle.Pickler]:
+    """cloudpickle's pickler (plain pickle's without it) with the two parts that vary between processes made
+    canonical: sets are written in sorted order, and a class pickled by value is named by its module and
+    qualified name instead of cloudpickle's random per-process id. Its output is only ever hashed."""
+    trackers: Any
+    try:
+        import cloudpickle
+        from cloudpickle import cloudpickle as internals
+    except ImportError:  # pragma: no cover - cloudpickle is usual but optional
+        base: type[pickle.Pickler] = pickle.Pickler
+        trackers = {}
+    else:
+        base = cloudpickle.Pickler
+        # id -> class for the classes cloudpickle has pickled by value; without it (another cloudpickle), the
+        # digest is still stable within one process for the same class objects
+        trackers = getattr(internals, "_DYNAMIC_CLASS_TRACKER_BY_ID", {})
+
+    class CanonicalPickler(base):  # type: ignore[valid-type, misc]
+        def persistent_id(self, obj: Any) -> Any:
+            if isinstance(obj, set | frozenset):
+                return ("set", type(obj), _ordered(obj), getattr(obj, "__dict__", None))
+            if type(obj) is str and len(obj) == 32:
+                cls = trackers.get(obj)
+                if cls is not None:
+                    return ("class", cls.__module__, cls.__qualname__)
+            return None
+
+    return CanonicalPickler
 
 
 def _has_cloudpickle() -> bool:
@@ -206,9 +300,8 @@ class _FunctionStep(ConfigurableRetryStep):
         sess = self._session()
         settings = self._step_kwargs
         s3_base = f"{self.s3_root_uri()}/{ctx.pipeline_name}" if ctx else self.s3_root_uri()
-        build_time = ctx.pipeline_build_time if ctx else "standalone"
-        prefix = f"{s3_base}/{self.name}/{build_time}"
-        has_scripts = self._store_payload(sess, prefix)
+        payload_dir, has_scripts = self._store_payload(sess, f"{s3_base}/{self.name}")
+        prefix = f"{s3_base}/{self.name}/{payload_dir}"
         dependencies = settings.get("dependencies")
         container_args: list[Any] = [
             "--s3_base_uri", s3_base, "--region", sess.boto_region_name,
@@ -219,7 +312,7 @@ class _FunctionStep(ConfigurableRetryStep):
             container_args += ["--job_conda_env", settings["job_conda_env"]]
         container_args += ["--pipeline_step_name", self.name,
                            "--pipeline_execution_id", ExecutionVariables.PIPELINE_EXECUTION_ID,
-                           "--func_step_s3_dir", build_time, "--property_references",
+                           "--func_step_s3_dir", payload_dir, "--property_references",
                            ExecutionVariables.PIPELINE_EXECUTION_ID.expr["Get"],
                            ExecutionVariables.PIPELINE_EXECUTION_ID.to_string()]
         for arg in _pipeline_variables((*self._func_args, *self._func_kwargs.values())):
@@ -268,24 +361,33 @@ class _FunctionStep(ConfigurableRetryStep):
         request["Environment"] = dict(settings.get("environment_variables") or {})
         return trim_request_dict(request, "TrainingJobName", ctx)
 
-    def _store_payload(self, sess: Any, prefix: str) -> bool:
-        """Pickle the function and its arguments where the runner looks for them; store the requirements file
-        and pre-execution script (the SDK's ``pre_exec_script_and_dependencies`` channel). Returns whether
-        that channel has anything in it."""
+    def _store_payload(self, sess: Any, step_base: str) -> tuple[str, bool]:
+        """Pickle the function and its arguments where the runner looks for them, beside the requirements file
+        and pre-execution script (the SDK's ``pre_exec_script_and_dependencies`` channel), all under
+        ``<step_base>/<digest of all of them>/``. Returns that folder's name and whether the channel has
+        anything in it."""
         by_value = local_modules()
+        objects: dict[str, bytes] = {}
+        digest = hashlib.sha256()
         for part, obj in (("function", self._func), ("arguments", (_to_refs(self._func_args),
                                                                    _to_refs(self._func_kwargs)))):
             try:
-                body = _dumps(obj, by_value)
+                body, canonical = _dumps_with_digest(obj, by_value)
             except Exception as exc:
                 hint = "" if _has_cloudpickle() else " Install cloudpickle (pip install cloudpickle), which can."
                 raise PipelineError(f"@step {self.name!r}: its {part} cannot be pickled ({exc}); define the function "
                                     f"at module level and pass picklable arguments.{hint}") from None
-            self._put(sess, f"{prefix}/{part}/payload.pkl", body)
+            objects[f"{part}/payload.pkl"] = body
+            digest.update(f"{part}\0{canonical}\0".encode())
         scripts = self._scripts()
-        for file_name, body in scripts.items():
-            self._put(sess, f"{prefix}/{SCRIPT_AND_DEPENDENCIES_CHANNEL_NAME}/{file_name}", body)
-        return bool(scripts)
+        for file_name, body in sorted(scripts.items()):
+            key = f"{SCRIPT_AND_DEPENDENCIES_CHANNEL_NAME}/{file_name}"
+            objects[key] = body
+            digest.update(f"{key}\0{hashlib.sha256(body).hexdigest()}\0".encode())
+        folder = digest.hexdigest()
+        for key, body in objects.items():
+            self._put_once(sess, f"{step_base}/{folder}/{key}", body)
+        return folder, bool(scripts)
 
     def _scripts(self) -> dict[str, bytes]:
         """The requirements file and ``pre_exec.sh`` this step ships, read from the local files named."""
@@ -311,13 +413,18 @@ class _FunctionStep(ConfigurableRetryStep):
         return out
 
     @staticmethod
-    def _put(sess: Any, uri: str, body: bytes) -> None:
+    def _put_once(sess: Any, uri: str, body: bytes) -> None:
+        """Store ``body`` at ``uri`` unless something is there already: the path names the content, and keeping
+        the first build's bytes keeps the step's cache key (which fingerprints them) when a rebuild's pickle
+        differs only in what the digest makes canonical."""
         from sluice.storage import S3Uri
 
         target = S3Uri.parse(uri)
-        if not sess.store.bucket_exists(target.bucket):
-            sess.store.create_bucket(target.bucket)
-        sess.upload_string_as_file_body(body, target.bucket, target.key)
+        store = sess.store
+        if not store.bucket_exists(target.bucket):
+            store.create_bucket(target.bucket)
+        if not store.exists(target.bucket, target.key):
+            store.put(target.bucket, target.key, body)
 
 
 def _job_name_prefix(func: Callable[..., Any] | None) -> str:
