@@ -11,20 +11,18 @@ version to a model package group.
 
 from __future__ import annotations
 
-import copy
 import gzip
 import hashlib
 import io
 import logging
 import tarfile
-import time
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from sluice.errors import SpecError
 from sluice.jobs.naming import base_name_from_image, name_from_base
-from sluice.session import ACCOUNT_ID, Session
+from sluice.serving.registry import MODEL_KIND, record_model
+from sluice.session import Session
 from sluice.storage import S3Uri
 from sluice.workflow.pipeline_context import (
     PipelineSession,
@@ -37,35 +35,6 @@ from sluice.workflow.pipeline_context import (
 __all__ = ["FrameworkModel", "Model", "ModelPackage"]
 
 log = logging.getLogger("sluice")
-
-MODEL_KIND = "Model"
-_DESCRIBED_FIELDS = ("PrimaryContainer", "Containers", "InferenceExecutionConfig", "ExecutionRoleArn", "VpcConfig")
-"""CreateModel request fields that DescribeModel gives back as they were sent."""
-
-
-def record_model(sess: Session, request: Mapping[str, Any]) -> dict[str, Any]:
-    """Record a ``CreateModel`` request as the ``DescribeModel``-shaped resource that batch transform, endpoints,
-    ``sluice models`` and ``describe_model`` read; return that record.
-
-    ``Model.create()`` and a pipeline's Model step both record through here, so a model looks the same however
-    it was made. The request is checked against botocore's ``CreateModel`` shape first (a bad one records
-    nothing); a name already taken is refused (``ResourceInUse``). ``Tags`` are accepted but, as in
-    DescribeModel, not part of the record.
-    """
-    from sluice.jobs.schema import validate_request
-
-    validate_request("CreateModel", request)
-    name = str(request["ModelName"])
-    record: dict[str, Any] = {
-        "ModelName": name,
-        "ModelArn": f"arn:aws:sagemaker:{sess.boto_region_name}:{ACCOUNT_ID}:model/{name.lower()}",
-    }
-    record.update({key: copy.deepcopy(request[key]) for key in _DESCRIBED_FIELDS if key in request})
-    record["EnableNetworkIsolation"] = bool(request.get("EnableNetworkIsolation", False))
-    record["CreationTime"] = time.time()
-    sess.metadata.create_resource(MODEL_KIND, name, record)
-    return record
-
 
 class Model:
     """A deployable model (SDK v2 ``sagemaker.model.Model``)."""

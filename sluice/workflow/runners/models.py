@@ -48,7 +48,7 @@ def _containers(request: Mapping[str, Any]) -> list[dict[str, Any]]:
 def _from_package(ctx: StepContext, container: dict[str, Any]) -> None:
     """A container naming a registered version (``ModelPackageName``) gets that version's image, model data and
     environment, which is what serving and batch transform run."""
-    from sluice.model_registry import describe_model_package
+    from sluice.serving.registry import describe_model_package
 
     try:
         package = describe_model_package(ctx.session, str(container["ModelPackageName"]))
@@ -92,7 +92,7 @@ def run_create_model(ctx: StepContext, request: dict[str, Any]) -> StepOutcome:
     per execution, so each run of the pipeline creates its own. The properties are the DescribeModel record
     (``ModelName``, ``ModelArn``, ``PrimaryContainer``, ...).
     """
-    from sluice.model import record_model
+    from sluice.serving.registry import record_model
 
     request = copy.deepcopy(request)
     name = ctx.job_name
@@ -125,7 +125,7 @@ def run_register_model(ctx: StepContext, request: dict[str, Any]) -> StepOutcome
     when missing). The properties are the DescribeModelPackage record (``ModelPackageArn``,
     ``ModelApprovalStatus``, ``ModelPackageVersion``, ...).
     """
-    from sluice.model_registry import create_model_package
+    from sluice.serving.registry import create_model_package
 
     request = copy.deepcopy(request)
     spec = request.get("InferenceSpecification")
