@@ -127,3 +127,17 @@ def test_a_bad_parameter_value_is_refused_before_anything_runs(mapped):
     with pytest.raises(PipelineError, match="Mode"):
         pipeline.start(parameters={"Mode": "c"})
     assert mapped.metadata.list_jobs() == []
+
+
+def test_sluice_pipeline_run_executes_the_sdk_definition_file_with_a_parameter(mapped):
+    from click.testing import CliRunner
+
+    from sluice.cli import main
+
+    result = CliRunner(env={"COLUMNS": "250"}).invoke(
+        main, ["pipeline", "run", str(REFERENCE), "--name", "demo", "--parameter", "Threshold=0.95"])
+    assert result.exit_code == 1, (result.stdout, result.stderr)  # the Fail step ends it Failed
+    assert "Failed: acc below 0.95" in result.stdout
+    result = CliRunner(env={"COLUMNS": "250"}).invoke(main, ["pipeline", "run", str(REFERENCE), "--name", "demo"])
+    assert result.exit_code == 0, (result.stdout, result.stderr)
+    assert "BatchScore: Succeeded" in result.stdout
