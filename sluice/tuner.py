@@ -327,6 +327,20 @@ class HyperparameterTuner:
     def _metric_definitions(self) -> list[dict[str, str]]:
         return list(self.metric_definitions or self.estimator.metric_definitions or [])
 
+    def _defined_metrics(self) -> list[dict[str, str]]:
+        """The metrics the trials will report: the request's, or, for an estimator with no entry point and no
+        definitions, those the service supplies for its image's built-in algorithm (the engine fills them in;
+        the request carries none, as the SDK sends none)."""
+        defined = self._metric_definitions()
+        if defined or getattr(self.estimator, "entry_point", None):
+            return defined
+        image = self.estimator.training_image_uri()
+        if not isinstance(image, str):
+            return defined  # a pipeline parameter's image is known only when the pipeline runs
+        from sluice.runtime.algorithms import builtin_metric_definitions
+
+        return builtin_metric_definitions(image, self.sagemaker_session.config)
+
     def _tuning_config(self) -> dict[str, Any]:
         limits: dict[str, Any] = {"MaxParallelTrainingJobs": self.max_parallel_jobs}
         if self.max_jobs is not None:
@@ -353,7 +367,7 @@ class HyperparameterTuner:
 
     def _check(self) -> None:
         """The tuning job's rules, before any code is uploaded or any job is recorded."""
-        problems, _, _ = config_problems(self._tuning_config(), self._metric_definitions())
+        problems, _, _ = config_problems(self._tuning_config(), self._defined_metrics())
         if problems:
             lines = "\n".join(f"  - {p}" for p in problems)
             raise SpecError(f"HyperparameterTuner: fix these first:\n{lines}")

@@ -1,16 +1,19 @@
-"""SageMaker's built-in XGBoost algorithm: a training job on the XGBoost image with no entry point, then the
-trained ``xgboost-model`` served by batch transform and an endpoint with no inference code, as the SageMaker
-blog's Abalone pipeline uses them. Real jobs in the sandbox, on the embedded store."""
+"""SageMaker's built-in XGBoost algorithm: a training job on the XGBoost image with no entry point, tuned as the
+SDK's classic example tunes it, then the trained ``xgboost-model`` served by batch transform and an endpoint with
+no inference code, as the SageMaker blog's Abalone pipeline uses them. Real jobs in the sandbox, on the embedded
+store."""
 
 from __future__ import annotations
 
 import io
+import json
 import pickle
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import boto3
 import numpy as np
 import pytest
 import xgboost as xgb
@@ -25,8 +28,9 @@ from sluice.model import Model
 from sluice.runtime.algorithms.xgboost_algorithm import UserError, parse_hyperparameters
 from sluice.s3 import S3Downloader
 from sluice.serializers import CSVSerializer
-from sluice.serving.endpoints import delete_endpoint, list_endpoints
+from sluice.serving.endpoints import delete_endpoint, describe_endpoint, list_endpoints
 from sluice.serving.handlers import Headers, InferenceError, InferenceService
+from sluice.tuner import ContinuousParameter, HyperparameterTuner, IntegerParameter
 
 # The blog's hyperparameters, with fewer rounds to keep the test fast.
 BLOG_HYPERPARAMETERS: dict[str, Any] = dict(objective="reg:linear", num_round=6, max_depth=5, eta=0.2, gamma=4,
@@ -274,3 +278,139 @@ def test_the_default_handlers_read_libsvm_and_refuse_rows_that_still_carry_the_l
         service.invoke(b"\n".join(",".join(str(v) for v in row).encode() for row in with_label),
                        Headers([("Content-Type", "text/csv")]))
     assert err.value.status == 400
+
+
+# ---- tuning the built-in algorithm -------------------------------------------------------------------
+def test_tuning_the_builtin_algorithm_keeps_the_trial_with_the_lowest_validation_rmse(sess, image, tmp_path):
+    rows = regression_rows(120, seed=7)
+    inputs = {"train": TrainingInput(upload_csv(sess, tmp_path, "train", rows[:90]), content_type="text/csv"),
+              "validation": TrainingInput(upload_csv(sess, tmp_path, "validation", rows[90:]),
+                                          content_type="text/csv")}
+    # The SDK's classic example: the XGBoost image, no entry point, no metric_definitions.
+    tuner = HyperparameterTuner(xgb_estimator(sess, image, num_round=3, objective="reg:squarederror"),
+                                objective_metric_name="validation:rmse", objective_type="Minimize",
+                                hyperparameter_ranges={"eta": ContinuousParameter(0, 1),
+                                                       "max_depth": IntegerParameter(1, 10)},
+                                max_jobs=4, max_parallel_jobs=2, random_seed=3)
+    tuner.fit(inputs)
+    desc = tuner.describe()
+    assert desc["HyperParameterTuningJobStatus"] == "Completed"
+    assert desc["TrainingJobStatusCounters"]["Completed"] == 4
+    # The service supplies the algorithm's metric definitions to the tuning job and its trials.
+    defined = {d["Name"] for d in desc["TrainingJobDefinition"]["AlgorithmSpecification"]["MetricDefinitions"]}
+    assert {"train:rmse", "validation:rmse"} <= defined
+    trials = tuner.analytics().training_job_summaries()
+    values = {t["TrainingJobName"]: t["FinalHyperParameterTuningJobObjectiveMetric"]["Value"] for t in trials}
+    assert len(values) == 4
+    best = desc["BestTrainingJob"]
+    assert best["TrainingJobName"] == min(values, key=values.__getitem__) == tuner.best_training_job()
+    assert best["FinalHyperParameterTuningJobObjectiveMetric"] == {"Type": "Minimize", "MetricName": "validation:rmse",
+                                                                   "Value": min(values.values())}
+    # Each value is the trial's own final validation:rmse, printed by the algorithm it ran.
+    trial = sess.describe_training_job(best["TrainingJobName"])
+    assert trial["HyperParameters"]["_tuning_objective_metric"] == "validation:rmse"
+    final = {m["MetricName"]: m["Value"] for m in trial["FinalMetricDataList"]}
+    assert final["validation:rmse"] == min(values.values())
+    assert booster_from(sess, trial["ModelArtifacts"]["S3ModelArtifacts"]).num_boosted_rounds() == 3
+
+
+def test_the_tuners_check_knows_the_builtin_metrics_without_metric_definitions(sess, image):
+    ranges = {"eta": ContinuousParameter(0, 1)}
+    accepted = HyperparameterTuner(xgb_estimator(sess, image, num_round=3), "validation:auc", ranges, max_jobs=2)
+    assert accepted.metric_definitions is None  # nothing added: the request carries none, as the SDK sends none
+    with pytest.raises(SpecError, match="'validation:accuracy' is not among the defined metrics") as err:
+        HyperparameterTuner(xgb_estimator(sess, image, num_round=3), "validation:accuracy", ranges, max_jobs=2)
+    assert "'train:rmse'" in str(err.value) and "'validation:rmse'" in str(err.value)
+    sklearn_image = sluice.image_uris.retrieve("sklearn", region=sess.boto_region_name, version="1.2-1")
+    no_algorithm = Estimator(image_uri=sklearn_image, role=sluice.get_execution_role(), instance_count=1,
+                             instance_type="ml.m5.xlarge", sagemaker_session=sess)
+    with pytest.raises(SpecError, match="there are no metric_definitions"):
+        HyperparameterTuner(no_algorithm, "validation:rmse", ranges, max_jobs=2)
+
+
+def test_tuning_what_a_training_job_without_an_entry_point_cannot_run_is_refused_up_front(sess, image, tmp_path):
+    inputs = {"train": TrainingInput(upload_csv(sess, tmp_path, "data", regression_rows(20)), content_type="text/csv")}
+    sklearn_image = sluice.image_uris.retrieve("sklearn", region=sess.boto_region_name, version="1.2-1")
+    est = Estimator(image_uri=sklearn_image, role=sluice.get_execution_role(), instance_count=1,
+                    instance_type="ml.m5.xlarge", sagemaker_session=sess)
+    no_algorithm = HyperparameterTuner(est, "validation:rmse", {"eta": ContinuousParameter(0, 1)}, max_jobs=2,
+                                       metric_definitions=[{"Name": "validation:rmse", "Regex": "rmse=([0-9.]+)"}])
+    two = xgb_estimator(sess, image, num_round=2)
+    two.instance_count = 2
+    two_instances = HyperparameterTuner(two, "validation:rmse", {"eta": ContinuousParameter(0, 1)}, max_jobs=2)
+    jobs_before = len(sess.metadata.list_jobs())
+    with pytest.raises(SpecError, match=r"its training jobs would be refused(.|\n)*names no entry point(.|\n)*"
+                                        r"maps to environment 'sklearn'"):
+        no_algorithm.fit(inputs)
+    with pytest.raises(SpecError, match=r"its training jobs would be refused(.|\n)*use instance_count=1, not 2"):
+        two_instances.fit(inputs)
+    assert len(sess.metadata.list_jobs()) == jobs_before  # no tuning job, no trial
+
+
+# ---- the batch container's environment and the algorithm's default Accept --------------------------------
+ENV_REPORTER = """
+import json, os
+
+def model_fn(model_dir):
+    return None
+
+def transform_fn(model, input_data, content_type, accept):
+    names = ("SAGEMAKER_BATCH", "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT")
+    return json.dumps({"env": {k: os.environ.get(k) for k in names}, "accept": accept}), "application/json"
+"""
+
+
+def test_a_transform_instance_sees_sagemaker_batch_and_inference_code_keeps_the_json_default(sess, image, tmp_path,
+                                                                                             trained):
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "inference.py").write_text(ENV_REPORTER)
+    uri = upload_csv(sess, tmp_path, "batch", regression_rows(2, seed=8)[:, 1:])
+    model = Model(image_uri=image, model_data=trained["estimator"].model_data, entry_point="inference.py",
+                  source_dir=str(code), sagemaker_session=sess, role=sluice.get_execution_role())
+    transformer = model.transformer(instance_count=1, instance_type="ml.m5.xlarge",
+                                    output_path=f"s3://{sess.default_bucket()}/{tmp_path.name}/env")
+    transformer.transform(uri, content_type="text/csv", logs=False)
+    seen = json.loads(S3Downloader.read_file(f"{transformer.output_path}/batch.csv.out", sagemaker_session=sess))
+    # SAGEMAKER_BATCH as the platform sets it for batch containers; a model with inference code (SAGEMAKER_PROGRAM)
+    # is not in algorithm mode, so a request with no Accept gets the model server's default.
+    assert seen == {"env": {"SAGEMAKER_BATCH": "true", "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT": None},
+                    "accept": "application/json"}
+
+
+def test_batch_transform_with_no_accept_writes_the_algorithms_csv_unless_the_user_sets_another(sess, image,
+                                                                                            tmp_path, trained):
+    est, booster = trained["estimator"], trained["booster"]
+    features = regression_rows(5, seed=9)[:, 1:]
+    uri = upload_csv(sess, tmp_path, "batch", features)
+    expected = booster.predict(xgb.DMatrix(features)).tolist()
+    model = Model(image_uri=image, model_data=est.model_data, sagemaker_session=sess,
+                  role=sluice.get_execution_role())
+    outputs = {}
+    for label, env in (("default", None), ("json", {"SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT": "application/json"})):
+        transformer = model.transformer(instance_count=1, instance_type="ml.m5.xlarge", env=env,
+                                        output_path=f"s3://{sess.default_bucket()}/{tmp_path.name}/{label}")
+        transformer.transform(uri, content_type="text/csv", logs=False)  # no accept, as the blog's step has none
+        outputs[label] = S3Downloader.read_file(f"{transformer.output_path}/batch.csv.out", sagemaker_session=sess)
+    assert [float(v) for v in outputs["default"].splitlines()] == pytest.approx(expected, rel=1e-5)
+    assert json.loads(outputs["json"]) == pytest.approx(expected, rel=1e-5)
+
+
+def test_an_endpoint_answers_a_request_with_no_accept_in_csv_on_one_line(sess, image, trained):
+    est, booster = trained["estimator"], trained["booster"]
+    features = regression_rows(3, seed=10)[:, 1:]
+    model = Model(image_uri=image, model_data=est.model_data, sagemaker_session=sess,
+                  role=sluice.get_execution_role())
+    predictor = model.deploy(1, "ml.m5.large")
+    try:
+        url = describe_endpoint(predictor.endpoint_name, sess.config)["Local"]["Url"]
+        runtime = boto3.client("sagemaker-runtime", endpoint_url=url, region_name="us-east-1",
+                               aws_access_key_id="x", aws_secret_access_key="x")
+        body = "\n".join(",".join(f"{v:.6f}" for v in row) for row in features)
+        answer = runtime.invoke_endpoint(EndpointName=predictor.endpoint_name, Body=body, ContentType="text/csv")
+    finally:
+        predictor.delete_endpoint()
+    assert answer["ContentType"] == "text/csv"
+    # The classic notebook's read of it: np.fromstring(result, sep=",").
+    predictions = np.fromstring(answer["Body"].read().decode(), sep=",")
+    assert predictions.tolist() == pytest.approx(booster.predict(xgb.DMatrix(features)).tolist(), rel=1e-5)

@@ -280,9 +280,17 @@ def test_xgboost_booster_without_inference_py_uses_the_default_handlers(sess, tm
     booster.save_model(str(tmp_path / "xgboost-model"))
     record_model(sess, "xgb-model", XGBOOST_IMAGE, {"xgboost-model": (tmp_path / "xgboost-model").read_bytes()})
     deploy_endpoint("xgb-model", "xgb", 1, "ml.m5.large", sess.config)
-    predictor = Predictor("xgb", sess, serializer=CSVSerializer(), deserializer=JSONDeserializer())
-    assert predictor.predict(x) == pytest.approx(booster.predict(xgb.DMatrix(x)).tolist(), rel=1e-5)
-    predictor.delete_endpoint()
+    expected = booster.predict(xgb.DMatrix(x)).tolist()
+    try:
+        # No Accept (the Predictor's default BytesDeserializer sends */*): the XGBoost algorithm container's
+        # default, text/csv, on one comma-separated line.
+        raw = Predictor("xgb", sess, serializer=CSVSerializer()).predict(x)
+        assert [float(v) for v in raw.decode().split(",")] == pytest.approx(expected, rel=1e-5)
+        # An Accept the default output_fn writes is still honoured.
+        predictor = Predictor("xgb", sess, serializer=CSVSerializer(), deserializer=JSONDeserializer())
+        assert predictor.predict(x) == pytest.approx(expected, rel=1e-5)
+    finally:
+        delete_endpoint("xgb", sess.config)
 
 
 def test_torchscript_model_without_inference_py_uses_the_default_handlers(sess, tmp_path):

@@ -50,7 +50,7 @@ from sluice.metadata import MetricPoint, open_metadata
 from sluice.runtime.algorithms import builtin_algorithm
 from sluice.runtime.backend import get_backend
 from sluice.runtime.driver import JobDriver, JobTimes
-from sluice.runtime.environments import resolve_image
+from sluice.runtime.environments import Environment, resolve_image
 from sluice.runtime.feedback import ConsoleFeedback
 from sluice.runtime.instance import CheckpointSync, CodeBundle, InstanceEvents, InstanceTask, base_environment
 from sluice.runtime.processing import RunningJob
@@ -149,6 +149,21 @@ def _algorithm_reason(reason: str) -> str:
     return inner if inner.startswith(("ClientError: ", "AlgorithmError: ")) else reason
 
 
+def check_runs_without_entry_point(spec: TrainingJobSpec, environment: Environment) -> None:
+    """The rules for a training job that names no entry point (also checked once per tuning job, for its trials):
+    only an image with a built-in algorithm (on one instance) or with its own ``train`` program runs it."""
+    if not spec.runs_builtin_algorithm:
+        return
+    algorithm = builtin_algorithm(environment)
+    if algorithm is None and not environment.train:
+        raise refusal(spec.name, [f"{NO_ENTRY_POINT} (image {spec.image_uri or 'local'!r} maps to environment "
+                                  f"{environment.name!r}.)"])
+    if algorithm is not None and spec.instance_count > 1:
+        raise refusal(spec.name, [f"the built-in {algorithm.name} algorithm runs on one instance in sluice "
+                                  f"(distributed training is not available yet); use instance_count=1, not "
+                                  f"{spec.instance_count}."])
+
+
 def start_training_job(
     request: dict[str, Any], config: Config, *, show_progress: bool = False, show_logs: bool = False,
     backend: str = "local", record_extras: dict[str, Any] | None = None,
@@ -160,15 +175,9 @@ def start_training_job(
     """
     spec = TrainingJobSpec.from_request(request, config, entry_point_required=False)
     environment = resolve_image(spec.image_uri, config)
+    check_runs_without_entry_point(spec, environment)
     algorithm = builtin_algorithm(environment) if spec.runs_builtin_algorithm else None
     own_train = list(environment.train) if spec.runs_builtin_algorithm and algorithm is None else []
-    if spec.runs_builtin_algorithm and algorithm is None and not own_train:
-        raise refusal(spec.name, [f"{NO_ENTRY_POINT} (image {spec.image_uri or 'local'!r} maps to environment "
-                                  f"{environment.name!r}.)"])
-    if algorithm is not None and spec.instance_count > 1:
-        raise refusal(spec.name, [f"the built-in {algorithm.name} algorithm runs on one instance in sluice "
-                                  f"(distributed training is not available yet); use instance_count=1, not "
-                                  f"{spec.instance_count}."])
     environment.check()
     store = store_for(config)
     _check_bucket(store, spec.output_path, "output_path")

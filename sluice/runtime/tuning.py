@@ -1,8 +1,10 @@
 """Run a hyperparameter tuning job: trials are real training jobs, up to ``MaxParallelTrainingJobs`` at once.
 
 :func:`start_tuning_job` checks everything first — the request, and one trial's ``CreateTrainingJob``
-request built from it (schema, channels, image) — then records the job and hands it to a
-:class:`TuningDriver` thread, which loops:
+request built from it (schema, channels, image, and for a definition with no entry point, that the image has
+a built-in algorithm to run) — then records the job and hands it to a :class:`TuningDriver` thread. A
+definition with no entry point and no ``MetricDefinitions`` gets its image's built-in algorithm's definitions
+first, as the service supplies them, so an objective such as ``validation:rmse`` is defined. The driver loops:
 
 1. while fewer than ``MaxParallelTrainingJobs`` trials run and fewer than ``MaxNumberOfTrainingJobs`` were
    launched, ask the strategy for hyperparameters and start a training job with them (its record carries
@@ -38,7 +40,7 @@ from sluice.config import Config
 from sluice.errors import ResourceLimitExceeded, SluiceError, SpecError
 from sluice.jobs.status import JobStatus, allowed_from
 from sluice.jobs.training import KIND as TRAINING_KIND
-from sluice.jobs.training import TrainingJobSpec
+from sluice.jobs.training import TrainingJobSpec, decode_hyperparameters
 from sluice.jobs.tuning import (
     KIND,
     THREAD_PREFIX,
@@ -55,11 +57,13 @@ from sluice.jobs.tuning import (
     trial_job_name,
 )
 from sluice.metadata import MetadataStore, open_metadata
+from sluice.runtime.algorithms import builtin_metric_definitions
 from sluice.runtime.environments import resolve_image
 from sluice.runtime.processing import RunningJob
-from sluice.runtime.training import start_training_job
+from sluice.runtime.training import check_runs_without_entry_point, start_training_job
 
-__all__ = ["RunningTuningJob", "TuningDriver", "list_training_jobs_for_tuning_job", "start_tuning_job"]
+__all__ = ["RunningTuningJob", "TuningDriver", "list_training_jobs_for_tuning_job", "start_tuning_job",
+           "with_builtin_metric_definitions"]
 
 log = logging.getLogger("sluice.runtime")
 
@@ -88,14 +92,17 @@ class _Trial:
 
 def start_tuning_job(request: dict[str, Any], config: Config, *, poll_seconds: float = 0.2) -> RunningTuningJob:
     """Validate ``request`` (a ``CreateHyperParameterTuningJob`` dict), record the job and start tuning."""
+    request = with_builtin_metric_definitions(request, config)
     spec = TuningJobSpec.from_request(request, config.storage.region)
     sample = spec.trial_request(trial_job_name(spec.name, 1), spec.sample_hyperparameters())
     try:
-        trial_spec = TrainingJobSpec.from_request(sample, config)
+        trial_spec = TrainingJobSpec.from_request(sample, config, entry_point_required=False)
+        environment = resolve_image(trial_spec.image_uri, config)
+        check_runs_without_entry_point(trial_spec, environment)
     except SpecError as exc:  # keeps its class: ResourceLimitExceeded stays retryable for a pipeline step
         raise type(exc)(f"hyperparameter tuning job {spec.name!r} was not started: its training jobs would be "
                         f"refused.\n{exc}") from None
-    resolve_image(trial_spec.image_uri, config).check()
+    environment.check()
     metadata = open_metadata(config.database_url)
     history = _warm_start_history(metadata, spec)
     record = describe_tuning_job(spec, str(JobStatus.IN_PROGRESS))
@@ -103,6 +110,30 @@ def start_tuning_job(request: dict[str, Any], config: Config, *, poll_seconds: f
     driver = TuningDriver(spec, config, metadata, record, history=history, poll_seconds=poll_seconds)
     driver.start()
     return RunningTuningJob(spec.name, driver)
+
+
+def with_builtin_metric_definitions(request: dict[str, Any], config: Config) -> dict[str, Any]:
+    """``request`` with its training definition's ``MetricDefinitions`` filled from the image's built-in
+    algorithm, when the definition has neither an entry point nor definitions of its own.
+
+    Why: the service supplies a built-in algorithm's metric definitions, so the SDK's classic example (the
+    XGBoost image, no entry point, objective ``validation:rmse``, no ``metric_definitions``) names an objective
+    that is defined. Any other request is returned as it is; an image sluice cannot resolve raises its error.
+    """
+    definition = request.get("TrainingJobDefinition")
+    if not isinstance(definition, dict):
+        return request
+    algo = definition.get("AlgorithmSpecification")
+    if not isinstance(algo, dict) or algo.get("MetricDefinitions") or not isinstance(algo.get("TrainingImage"), str):
+        return request
+    static = definition.get("StaticHyperParameters") or {}
+    if isinstance(static, dict) and decode_hyperparameters(static).get("sagemaker_program"):
+        return request
+    definitions = builtin_metric_definitions(algo["TrainingImage"], config)
+    if not definitions:
+        return request
+    filled = {**definition, "AlgorithmSpecification": {**algo, "MetricDefinitions": definitions}}
+    return {**request, "TrainingJobDefinition": filled}
 
 
 def list_training_jobs_for_tuning_job(metadata: MetadataStore, tuning_job_name: str) -> list[dict[str, Any]]:

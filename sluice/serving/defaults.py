@@ -33,6 +33,12 @@ trained by an estimator can be deployed without any serving code. sluice folds t
     first one supported wins. Anything else: 415. A ``Booster``'s predictions in ``text/csv`` follow the
     XGBoost algorithm container: one per line in batch transform, but one comma-separated line on an endpoint
     (``SLUICE_ENDPOINT_NAME`` set and ``SAGEMAKER_BATCH`` not), which that container keeps for compatibility.
+
+``algorithm_mode_env(framework, env)``
+    what endpoints and batch transform add to the environment of a model with no inference code
+    (no ``SAGEMAKER_PROGRAM``) on an image whose container serves its built-in algorithm: the XGBoost
+    algorithm's server answers ``text/csv`` when a request names no Accept (or ``*/*``), so such a model gets
+    ``SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT=text/csv`` unless the model or the job sets it.
 """
 
 from __future__ import annotations
@@ -51,8 +57,10 @@ from typing import Any
 from sluice.serving.handlers import ANY, DEFAULT_ACCEPT, InferenceError, ModelLoadError, UnsupportedFormatError
 
 __all__ = [
+    "ALGORITHM_DEFAULT_ACCEPT",
     "DECODERS",
     "ENCODERS",
+    "algorithm_mode_env",
     "default_input_fn",
     "default_model_fn",
     "default_output_fn",
@@ -65,6 +73,22 @@ JSON = "application/json"
 NPY = "application/x-npy"
 LIBSVM = "text/libsvm"
 X_LIBSVM = "text/x-libsvm"
+
+ALGORITHM_DEFAULT_ACCEPT: dict[str, str] = {"xgboost": CSV}
+"""Image environment → the Accept its built-in algorithm's model server answers when a request names none.
+
+The XGBoost algorithm container (sagemaker-xgboost-container, ``algorithm_mode/serve.py``) answers text/csv:
+``_parse_accept`` falls back to ``os.getenv("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT", "text/csv")``, and without
+selectable inference output it writes text/csv whatever the Accept."""
+
+
+def algorithm_mode_env(framework: str | None, env: Mapping[str, str]) -> dict[str, str]:
+    """What to add to ``env`` (the model's environment and the job's) so that a model served in algorithm mode
+    (no ``SAGEMAKER_PROGRAM``) answers its container's default Accept; empty when there is nothing to add."""
+    accept = ALGORITHM_DEFAULT_ACCEPT.get(framework or "")
+    if accept is None or env.get("SAGEMAKER_PROGRAM") or env.get("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT"):
+        return {}
+    return {"SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT": accept}
 
 
 # ---- decoding requests ----------------------------------------------------------------------------

@@ -54,6 +54,7 @@ from sluice.jobs.layout import InstanceLayout, host_names
 from sluice.runtime.environments import Environment, resolve_image
 from sluice.runtime.instance import base_environment, install_deps
 from sluice.runtime.sandbox import detect_sandbox
+from sluice.serving.defaults import algorithm_mode_env
 from sluice.serving.processes import ProcessRef, read_tail, reserve_port, spawn_detached
 from sluice.storage import ObjectStore, S3Uri, store_for
 
@@ -371,12 +372,16 @@ def _worker_env(
     container: dict[str, Any], env: dict[str, str], environment: Environment, config: Config, name: str, port: int,
     vcpus: int,
 ) -> dict[str, str]:
-    """The worker's environment: sluice's, the model's container environment, the deploy ``env``, the wiring."""
+    """The worker's environment: sluice's, the model's container environment, the deploy ``env``, the wiring.
+
+    A model with no inference code on an image with a built-in algorithm also gets that algorithm's default
+    Accept (see :func:`~sluice.serving.defaults.algorithm_mode_env`)."""
     base = base_environment(config.home, environment, drop=("SAGEMAKER_BASE_DIR", "SLUICE_OPT_ML"))
     base["SAGEMAKER_MODEL_SERVER_WORKERS"] = str(max(1, min(vcpus, os.cpu_count() or 1)))
     base["SAGEMAKER_REGION"] = config.storage.region
-    for key, value in {**(container.get("Environment") or {}), **env}.items():
-        base[str(key)] = str(value)
+    model_env = {str(k): str(v) for k, v in {**(container.get("Environment") or {}), **env}.items()}
+    base.update(model_env)
+    base.update(algorithm_mode_env(environment.name, model_env))
     base.update(SAGEMAKER_BIND_TO_PORT=str(port), SLUICE_ENDPOINT_NAME=name, SLUICE_FRAMEWORK=environment.name)
     return base
 

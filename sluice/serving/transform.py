@@ -12,6 +12,11 @@ Each instance is an :class:`~sluice.runtime.instance.InstanceTask`:
   at its path relative to the prefix (nested prefixes included); objects are spread over instances by
   the ``ShardedByS3Key`` rule (key order, object ``i`` to instance ``i mod n``), since the service
   "partitions the Amazon S3 objects in the input by key";
+* the environment is the image's, then the model's and the job's ``Environment``, then what the platform
+  gives a batch container (``SAGEMAKER_BATCH=true``, ``SAGEMAKER_MAX_PAYLOAD_IN_MB``,
+  ``SAGEMAKER_BATCH_STRATEGY``, ``SAGEMAKER_MAX_CONCURRENT_TRANSFORMS``), so the model server and its
+  handlers see them; a model with no inference code on the XGBoost image also gets its algorithm's default
+  Accept, ``SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT=text/csv``, unless the model or the job sets it;
 * the entrypoint is the batch loop, ``python -m sluice.serving.batch`` (:mod:`sluice.serving.batch`),
   which starts the model server inside the same sandbox and writes ``<object>.out`` files under
   ``/opt/ml/transform/output``;
@@ -45,6 +50,7 @@ from sluice.runtime.instance import CodeBundle, InstanceEvents, InstanceResult, 
 from sluice.runtime.processing import RunningJob
 from sluice.runtime.sandbox import detect_sandbox
 from sluice.serving.batch import BatchConfig
+from sluice.serving.defaults import algorithm_mode_env
 from sluice.storage import S3Uri, store_for
 
 __all__ = ["INPUT_DIR", "MODEL_DIR", "OUTPUT_DIR", "start_transform_job"]
@@ -144,7 +150,9 @@ def start_transform_job(
     record = describe_transform_job(spec, str(JobStatus.IN_PROGRESS))
     env = base_environment(config.home, environment)
     env["SLUICE_FRAMEWORK"] = environment.name  # which default model loader the server tries first
-    env.update(spec.container_env())
+    container_env = spec.container_env()
+    env.update(container_env)
+    env.update(algorithm_mode_env(environment.name, container_env))
     code = CodeBundle(spec.model_data_url, MODEL_DIR, str(config.home / "deps"), environment.python,
                       requirements="code/requirements.txt") \
         if spec.model_data_url else None
