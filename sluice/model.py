@@ -4,7 +4,8 @@ A model is an image (which maps to an environment), a ``model.tar.gz`` and an en
 ``entry_point``, the code is repacked into the archive under ``code/`` and ``SAGEMAKER_PROGRAM`` /
 ``SAGEMAKER_SUBMIT_DIRECTORY`` point the model server at it, as the SDK does. Under a ``PipelineSession``
 the repacked archive is reproducible and stored where its content decides the path, so a rebuilt ModelStep
-has the same arguments (SDK issue #2736). ``create()`` records a ``DescribeModel``-shaped resource;
+has the same arguments (SDK issue #2736); a ``model_data`` known only when the pipeline runs is repacked by
+the repack step its ModelStep adds. ``create()`` records a ``DescribeModel``-shaped resource;
 ``deploy()`` starts a local endpoint; ``transformer()`` makes a batch ``Transformer``; ``register()`` adds a
 version to a model package group.
 """
@@ -24,6 +25,7 @@ from sluice.jobs.naming import base_name_from_image, name_from_base
 from sluice.serving.registry import MODEL_KIND, record_model
 from sluice.session import Session
 from sluice.storage import S3Uri
+from sluice.workflow import is_pipeline_variable
 from sluice.workflow.pipeline_context import (
     PipelineSession,
     model_create_request,
@@ -31,6 +33,7 @@ from sluice.workflow.pipeline_context import (
     reproducible_tar_gz,
     runnable_by_pipeline,
 )
+from sluice.workflow.repack import code_members
 
 __all__ = ["FrameworkModel", "Model", "ModelPackage"]
 
@@ -91,8 +94,11 @@ class Model:
         ``model.create()`` / ``register()`` build a ModelStep's request at once, before any pipeline name is
         known, so the path names only the content. It is computed again on every call there, so a ModelStep
         built after the code changed points at the new archive.
+
+        A ``model_data`` known only when the pipeline runs (a step's property) cannot be repacked now: it is
+        returned as it is, and the ModelStep's repack step (:mod:`sluice.workflow.repack`) repacks it then.
         """
-        if not self.entry_point:
+        if not self.entry_point or is_pipeline_variable(self.model_data):
             return self.model_data
         sess = self.sagemaker_session
         pipeline = isinstance(sess, PipelineSession)
@@ -120,17 +126,11 @@ class Model:
     def _repacked_archive(self) -> bytes:
         """The ``model.tar.gz`` of ``model_data`` with the code under ``code/``, the same bytes for the same
         model and the same code files: the code's members carry no timestamps or owners
-        (:func:`~sluice.workflow.pipeline_context.reproducible_tar_gz`), the gzip header no time."""
+        (:func:`~sluice.workflow.pipeline_context.reproducible_tar_gz`), the gzip header no time. The code is
+        what :func:`~sluice.workflow.repack.code_members` lists, as for a pipeline's repack step."""
         sess = self.sagemaker_session
-        root = Path(self.source_dir) if self.source_dir else Path(self.entry_point or "").parent
-        entry = root / str(self.entry_point) if self.source_dir else Path(str(self.entry_point))
-        if not entry.is_file():
-            raise SpecError(f"entry_point {self.entry_point!r} was not found"
-                            f"{' in source_dir ' + repr(self.source_dir) if self.source_dir else ''}.")
-        files = sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts) \
-            if self.source_dir else [entry]
-        code = reproducible_tar_gz([*((path, f"code/{path.relative_to(root).as_posix()}") for path in files),
-                                    *((Path(dep), f"code/{Path(dep).name}") for dep in self.dependencies)])
+        members = code_members(str(self.entry_point), self.source_dir, self.dependencies)
+        code = reproducible_tar_gz([(path, f"code/{name}") for path, name in members])
         buf = io.BytesIO()
         with gzip.GzipFile(fileobj=buf, mode="wb", mtime=0, filename="") as gz, \
                 tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as out:

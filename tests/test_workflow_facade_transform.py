@@ -355,7 +355,7 @@ def test_register_model_with_an_estimator_emits_the_step_model_step_does_and_run
     assert [p["InferenceSpecification"]["Containers"][0]["ModelDataUrl"] for p in sess.list_model_packages(
         "legacy")] == [model_data.default_value] * 2
 
-    with pytest.raises(PipelineError, match=r"repack step.*model\.tar\.gz"):
+    with pytest.raises(PipelineError, match=r"repack step.*ModelStep"):
         RegisterModel(name="Repack", estimator=estimator, model_data=model_data, entry_point="inference.py",
                       **common)
 

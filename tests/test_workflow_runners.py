@@ -196,21 +196,6 @@ def test_a_model_step_with_an_image_sluice_cannot_run_is_refused_naming_it(sess)
     assert sess.metadata.list_resources("Model") == []
 
 
-def test_a_model_with_entry_point_and_model_data_from_a_step_is_refused_when_the_pipeline_is_built(sess, tmp_path):
-    """sluice builds no _RepackModelStep: such a model is refused with the way out, before anything runs."""
-    (tmp_path / "train.py").write_text(TRAIN)
-    (tmp_path / "inference.py").write_text(INFERENCE)
-    est = Estimator(image_uri=SKLEARN_IMAGE, entry_point="train.py", source_dir=str(tmp_path), role=ROLE,
-                    instance_count=1, instance_type="ml.m5.xlarge", sagemaker_session=sess)
-    train = TrainingStep("Train", step_args=est.fit())
-    model = Model(image_uri=SKLEARN_IMAGE, model_data=train.properties.ModelArtifacts.S3ModelArtifacts,
-                  entry_point=str(tmp_path / "inference.py"), role=ROLE, sagemaker_session=sess)
-    with pytest.raises(PipelineError, match=r"repack step.*model\.tar\.gz"):
-        ModelStep("M", step_args=model.create())
-
-
-# ---- RegisterModel ----------------------------------------------------------------------------------------
-
 def test_register_model_creates_the_group_and_adds_numbered_versions(sess):
     data = uploaded_model(sess)
     approval = ParameterString("Approval", default_value="PendingManualApproval")

@@ -458,14 +458,6 @@ def test_model_step_names_its_steps_as_the_sdk_and_passes_on_retries_and_depende
         _ = FailStep("Never").properties.ErrorMessage
 
 
-def test_a_model_that_would_need_a_repack_step_is_refused_clearly(session):
-    step = FailStep("Train")
-    model = HookedModel(image_uri=XGB, entry_point="inference.py", role=ROLE, sagemaker_session=session,
-                        model_data=Join(on="/", values=["s3://b", step.name]))
-    with pytest.raises(PipelineError, match=r"adds a repack step for this, which sluice does not build yet"):
-        model.create()
-
-
 def test_local_pipeline_session_is_a_pipeline_session(sluice_home):
     sess = LocalPipelineSession()
     assert isinstance(sess, PipelineSession) and sess.local_mode

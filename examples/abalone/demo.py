@@ -1,8 +1,8 @@
 """sluice's main demo: the SageMaker Pipelines local-mode walkthrough (abalone), run with sluice.
 
 It writes a synthetic dataset in the shape of the UCI Abalone set, builds the blog's pipeline (pipeline.py:
-processing, XGBoost training, evaluation with a property file, a condition on the MSE, model creation,
-batch transform, model registration and a fail step), upserts and starts it, and ends by printing the
+processing, XGBoost training, evaluation with a property file, a condition on the MSE, model creation with
+the blog's inference code (after the SDK's repack step), batch transform, model registration and a fail step), upserts and starts it, and ends by printing the
 execution's steps, the evaluation MSE, the registered model package and where the transform output lies.
 
     python examples/abalone/demo.py [--session local|pipeline] [--rows N] [--seed S] [--home DIR]
@@ -27,6 +27,10 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 SESSIONS = {"local": "LocalPipelineSession", "pipeline": "PipelineSession"}
+#: The model's features in the order code/preprocessing.py writes them: the seven scaled measurements, then
+#: sex one-hot encoded (the encoder sorts its categories).
+FEATURES = ["length", "diameter", "height", "whole_weight", "shucked_weight", "viscera_weight", "shell_weight",
+            "sex_F", "sex_I", "sex_M"]
 
 
 def _name(arn: str) -> str:
@@ -55,7 +59,7 @@ def _print_steps(steps: list[dict[str, Any]]) -> None:
 
 def summarize(session: Any, execution: Any) -> dict[str, Any]:
     """Print what the execution made, and return it (the test reads the same facts from the printed JSON)."""
-    import sluice.s3
+    import sluice
 
     description = execution.describe()
     steps = execution.list_steps()
@@ -92,14 +96,27 @@ def summarize(session: Any, execution: Any) -> dict[str, Any]:
     output_path = transform_job["TransformOutput"]["S3OutputPath"].rstrip("/")
     input_uri = transform_job["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"]
     output_uri = f"{output_path}/{input_uri.rsplit('/', 1)[-1]}.out"
-    predictions = [float(line) for line in
-                   sluice.s3.S3Downloader.read_file(output_uri, sagemaker_session=session).split()]
+    # One line per test row, as the blog's transform_fn writes it: the prediction, then each feature's
+    # contribution to it, the last being the bias.
+    scored = [[float(v) for v in line.split(",")] for line in
+              sluice.s3.S3Downloader.read_file(output_uri, sagemaker_session=session).splitlines() if line]
+    predictions = [row[0] for row in scored]
     test_rows = list(csv.reader(io.StringIO(sluice.s3.S3Downloader.read_file(input_uri, sagemaker_session=session))))
-    print(f"\nBatch transform ({transform_job['TransformJobName']}):")
+    model = session.sagemaker_client.describe_model(ModelName=transform_job["ModelName"])
+    container = model["PrimaryContainer"]
+    print(f"\nModel {model['ModelName']}:")
+    print(f"  {container['ModelDataUrl']}")
+    print(f"  the trained model.tar.gz with code/ added by AbaloneCreateModel-RepackModel-0; SAGEMAKER_PROGRAM="
+          f"{container['Environment'].get('SAGEMAKER_PROGRAM')}")
+    print(f"\nBatch transform ({transform_job['TransformJobName']}), served by code/inference.py:")
     print(f"  input  {input_uri} ({len(test_rows)} rows)")
-    print(f"  output {output_uri} ({len(predictions)} predictions)")
-    for row, predicted in list(zip(test_rows, predictions, strict=False))[:5]:
-        print(f"    rings {float(row[0]):4.0f}   predicted {predicted:5.2f}")
+    print(f"  output {output_uri} ({len(predictions)} lines: the prediction, then "
+          f"{len(scored[0]) - 2 if scored else 0} feature contributions and the bias)")
+    for row, out in list(zip(test_rows, scored, strict=False))[:5]:
+        contributions = dict(zip(FEATURES, out[1:-1], strict=False))
+        name = max(contributions, key=lambda k: abs(contributions[k]))
+        print(f"    rings {float(row[0]):4.0f}   predicted {out[0]:5.2f}   (bias {out[-1]:5.2f}, largest contribution "
+              f"{contributions[name]:+5.2f} from {name})")
 
     facts.update({
         "mse": mse["value"],
@@ -108,9 +125,12 @@ def summarize(session: Any, execution: Any) -> dict[str, Any]:
         "model_package_arn": package["ModelPackageArn"],
         "model_package_group": package["ModelPackageGroupName"],
         "model_approval_status": package["ModelApprovalStatus"],
+        "model_data": container["ModelDataUrl"],
+        "model_program": container["Environment"].get("SAGEMAKER_PROGRAM"),
         "transform_input": input_uri,
         "transform_output": output_uri,
         "predictions": len(predictions),
+        "output_columns": sorted({len(row) for row in scored}),
         "test_rows": len(test_rows),
     })
     print("\nDEMO-RESULT " + json.dumps(facts))

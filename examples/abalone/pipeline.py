@@ -32,8 +32,6 @@ def build_pipeline(local_pipeline_session, local_path: str = "data/abalone-datas
     # Upload the data into the default bucket.
     # sluice: the notebook downloads abalone.csv from SageMaker's public bucket; there is no network here, so
     # make_data.py has written a synthetic file of the same shape to `local_path` instead.
-    import sluice.s3  # sluice: `sagemaker.s3` is loaded by `import sagemaker`; `sluice.s3` is not (yet)
-
     base_uri = f"s3://{default_bucket}/{prefix}/abalone-data-set"
     input_data_uri = sluice.s3.S3Uploader.upload(
         local_path=local_path,
@@ -187,13 +185,14 @@ def build_pipeline(local_pipeline_session, local_path: str = "data/abalone-datas
     # ---- Define a Create Model Step to Create a Model ---------------------------------------------------------
     from sluice.model import Model
 
-    # sluice: the notebook passes source_dir="code", entry_point="inference.py" here. For a model whose
-    # model_data is only known at run time, the SDK then inserts a repack step, which sluice does not build;
-    # and the notebook's inference.py imports sagemaker_xgboost_container and answers only the first row of
-    # a request. Without them, the XGBoost image's default handlers serve the pickled `xgboost-model`.
+    # We provide a custom inference script that defines the logic for the batch transform job (code/inference.py).
+    # The model's data is known only when the pipeline runs, so, as in the SDK, the ModelStep below starts with a
+    # repack step that puts code/ into the trained model.tar.gz.
     model = Model(
         image_uri=image_uri,
         model_data=step_train.properties.ModelArtifacts.S3ModelArtifacts,
+        source_dir="code",
+        entry_point="inference.py",
         role=role,
         sagemaker_session=local_pipeline_session,
     )
@@ -212,7 +211,8 @@ def build_pipeline(local_pipeline_session, local_path: str = "data/abalone-datas
         instance_type=instance_type,
         instance_count=transform_instance_count,
         output_path=f"s3://{default_bucket}/{prefix}/transform",
-        accept="text/csv",  # sluice: added, see transform_args below
+        strategy="SingleRecord",  # sluice: added, see transform_args below
+        assemble_with="Line",  # sluice: added, see transform_args below
         sagemaker_session=local_pipeline_session,
     )
 
@@ -227,10 +227,11 @@ def build_pipeline(local_pipeline_session, local_path: str = "data/abalone-datas
         ],
     )
 
-    # sluice: input_filter (and the transformer's accept) are added. The notebook's inference.py dropped the label
-    # column (the first) itself; with the default handlers, the transform's input filter drops it, and the
-    # predictions come back as CSV, one line per test row.
-    transform_args = transformer.transform(transform_data, content_type="text/csv", input_filter="$[1:]")
+    # sluice: split_type="Line" (and the transformer's strategy and assemble_with) are added. The blog's
+    # transform_fn answers for the first row of a request only; sent whole, as in the notebook, test.csv would
+    # come back as one line. One CSV line per request gives one output line (prediction, then the features'
+    # contributions) per test row.
+    transform_args = transformer.transform(transform_data, content_type="text/csv", split_type="Line")
 
     step_transform = TransformStep(name="AbaloneTransform", step_args=transform_args)
 

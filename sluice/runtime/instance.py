@@ -91,6 +91,7 @@ class InstanceTask:
     checkpoint: CheckpointSync | None = None
     dirs: tuple[str, ...] = ()  # container directories that must exist when the script starts
     isolate_network: bool = False  # EnableNetworkIsolation: no network inside the instance
+    workdir: str = "/opt/ml"  # the container directory the command starts in (script mode: /opt/ml/code)
 
     @property
     def host(self) -> str:
@@ -202,7 +203,7 @@ class InstanceRun:
                 if getattr(d, "read_only_paths", None)
             )
             argv, env = t.sandbox.wrap(list(t.argv), t.layout, {**t.env, **self._extra_env},
-                                       read_only=read_only, isolate_network=t.isolate_network)
+                                       read_only=read_only, isolate_network=t.isolate_network, workdir=t.workdir)
             self.events.on_state(t.host, "running")
             with open(t.layout.log_path, "ab", buffering=0) as log:  # unbuffered: `logs --follow` sees lines live
                 with self._lock:
@@ -210,7 +211,8 @@ class InstanceRun:
                         return self._finish(InstanceResult(t.host, None, error="stopped before start"))
                     self._proc = subprocess.Popen(
                         argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                        env=env, cwd=str(t.layout.root), start_new_session=True,
+                        env=env, cwd=str(t.layout.root if t.sandbox.isolates else t.layout.host_path(t.workdir)),
+                        start_new_session=True,
                         preexec_fn=_default_sigint if signal.getsignal(signal.SIGINT) is signal.SIG_IGN else None,
                     )
                 assert self._proc.stdout is not None
@@ -369,15 +371,23 @@ def install_deps(python: str, pip_args: list[str], deps_root: Path, digest: str)
     return target
 
 
+IMAGE_PACKAGES = Path(__file__).with_name("images")
+"""``<environment name>/``: the packages an image ships for the user code run in it (:mod:`sluice.runtime.images`)."""
+
+
 def base_environment(home: Path, environment: Environment, *, drop: tuple[str, ...] = ()) -> dict[str, str]:
     """What every instance's environment starts from: this process's variables (less ``drop``), the image's
-    interpreter first on ``PATH`` as ``python``/``python3``, unbuffered Python output (so logs stream), and
-    the shared requirements cache (``SLUICE_DEPS_ROOT``, which FrameworkProcessor's runproc.sh uses)."""
+    interpreter first on ``PATH`` as ``python``/``python3``, unbuffered Python output (so logs stream), the
+    shared requirements cache (``SLUICE_DEPS_ROOT``, which FrameworkProcessor's runproc.sh uses), and on
+    ``PYTHONPATH`` what the image ships for user code (the XGBoost image: ``sagemaker_xgboost_container``)."""
     shims = make_python_shims(home / "envs", environment.name, environment.python)
     env = {k: v for k, v in os.environ.items() if k not in drop}
     env["PATH"] = f"{shims}{os.pathsep}{env.get('PATH', '')}"
     env.setdefault("PYTHONUNBUFFERED", "1")
     env["SLUICE_DEPS_ROOT"] = str(home / "deps")
+    packages = IMAGE_PACKAGES / environment.name
+    if packages.is_dir():
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(packages), env.get("PYTHONPATH")]))
     return env
 
 

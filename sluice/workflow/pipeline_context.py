@@ -14,7 +14,9 @@ The seam with the facade is two pieces (the facade changes are listed in ``docs/
   A plain ``Session`` answers False (start the job); a ``PipelineSession`` keeps the request and answers True.
 
 Model requests are built here from the model's public attributes (``prepare_container_def()``, ``role``,
-``vpc_config``...), because recording a model has no job to intercept.
+``vpc_config``...), because recording a model has no job to intercept. A model with ``entry_point`` whose
+``model_data`` is known only when the pipeline runs is marked ``need_runtime_repack``, as in the SDK: its
+``ModelStep`` then adds the repack training step (:mod:`sluice.workflow.model_step`).
 
 Step arguments must come out the same every time a pipeline is built, or every upsert would be a cache miss
 (SDK issue #2736). So while a step compiles, the facade puts what it uploads where only its content decides
@@ -49,6 +51,7 @@ __all__ = [
     "PipelineSession",
     "building_step",
     "execute_job_functions",
+    "needs_runtime_repack",
     "pipeline_step_location",
     "reproducible_tar_gz",
     "retrieve_caller_name",
@@ -229,13 +232,14 @@ def _default_root(session: Session) -> str:
     return _s3(session.default_bucket(), session.default_bucket_prefix or "")
 
 
-def pipeline_step_location(session: Session, *parts: str) -> str | None:
+def pipeline_step_location(session: Session, *parts: str, base: str | None = None) -> str | None:
     """``s3://<bucket>/<prefix?>/<pipeline>/<step>/<parts>`` while a step compiles (where the SDK puts a local
-    processing input, contract 5.15); None for a standalone run."""
+    processing input, contract 5.15); None for a standalone run. ``base`` (a ``code_location``) replaces
+    ``s3://<bucket>/<prefix?>``."""
     ctx = building_step(session)
     if ctx is None:
         return None
-    return _under(_default_root(session), ctx.pipeline_name, ctx.step_name, *parts)
+    return _under(base or _default_root(session), ctx.pipeline_name, ctx.step_name, *parts)
 
 
 def stage_pipeline_code(session: Session, data: bytes, filename: str, base: str | None = None) -> str | None:
@@ -273,17 +277,23 @@ def _normalized(info: tarfile.TarInfo) -> tarfile.TarInfo:
     return info
 
 
-def reproducible_tar_gz(members: Iterable[tuple[Path, str]]) -> bytes:
-    """A ``.tar.gz`` of ``(path, name in the archive)`` pairs (a directory is added with everything below it)
-    whose bytes depend only on the names, contents and permission bits: no timestamps, no owners.
+def reproducible_tar_gz(members: Iterable[tuple[Path | bytes, str]]) -> bytes:
+    """A ``.tar.gz`` of ``(path or bytes, name in the archive)`` pairs (a directory is added with everything
+    below it; bytes become a file of mode 0644) whose bytes depend only on the names, contents and permission
+    bits: no timestamps, no owners.
 
     That is what lets a code bundle be content-addressed (:func:`stage_pipeline_code`).
     """
     buf = io.BytesIO()
     with gzip.GzipFile(fileobj=buf, mode="wb", mtime=0, filename="") as gz, \
             tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for path, arcname in members:
-            tar.add(path, arcname=arcname, filter=_normalized)
+        for source, arcname in members:
+            if isinstance(source, bytes):
+                info = _normalized(tarfile.TarInfo(arcname))
+                info.size, info.mode = len(source), 0o644
+                tar.addfile(info, io.BytesIO(source))
+            else:
+                tar.add(source, arcname=arcname, filter=_normalized)
     return buf.getvalue()
 
 
@@ -331,23 +341,35 @@ def _model_step_arguments(run_func: Callable[..., Any], args: tuple[Any, ...], k
     arguments.update(extra)
     step_args = _ModelStepArguments(model)
     if run_func.__name__ == "create":
-        step_args.create_model_request = model_create_request(model, **arguments)
+        step_args.create_model_request = model_create_request(model, **arguments, runtime_repack=True)
         step_args.caller_name = "create_model"
     else:
-        step_args.create_model_package_request = model_package_request(model, **arguments)
+        step_args.create_model_package_request = model_package_request(model, **arguments, runtime_repack=True)
         step_args.caller_name = "create_model_package_from_containers"
+    if needs_runtime_repack(model):
+        # The container's ModelDataUrl is still the training step's archive; ModelStep adds the repack step
+        # and points the container at that step's ModelArtifacts.S3ModelArtifacts (SDK model.py, _upload_code).
+        step_args.need_runtime_repack.add(id(model))
+        step_args.runtime_repack_output_prefix = getattr(model, "code_location", None)
     return step_args
 
 
-def _check_no_repack(model: Any) -> None:
+def needs_runtime_repack(model: Any) -> bool:
+    """Whether ``model`` needs a repack step: inference code (``entry_point``) for a model archive known only
+    when the pipeline runs. A fixed ``model_data`` is repacked when the step is built instead."""
     from sluice.workflow import is_pipeline_variable
 
-    if getattr(model, "entry_point", None) and is_pipeline_variable(getattr(model, "model_data", None)):
-        raise PipelineError(
-            f"model {getattr(model, 'name', None) or type(model).__name__} has entry_point "
-            f"{model.entry_point!r} and a model_data known only at execution; the SDK adds a repack step for this, "
-            "which sluice does not build yet. Package the inference code into the training job's model.tar.gz "
-            "and create the model without entry_point.")
+    return bool(getattr(model, "entry_point", None)) and is_pipeline_variable(getattr(model, "model_data", None))
+
+
+def _check_no_repack(model: Any, runtime_repack: bool) -> None:
+    if runtime_repack or not needs_runtime_repack(model):
+        return
+    raise PipelineError(
+        f"model {getattr(model, 'name', None) or type(model).__name__} has entry_point {model.entry_point!r} and a "
+        "model_data known only when the pipeline runs, so its code must be repacked into that archive by a repack "
+        "step. Build the step as ModelStep(name, step_args=model.create(...)) or ModelStep(name, "
+        "step_args=model.register(...)): ModelStep adds the repack step, as in the SageMaker SDK.")
 
 
 def _request_dict(value: Any) -> Any:
@@ -355,9 +377,14 @@ def _request_dict(value: Any) -> Any:
 
 
 def model_create_request(model: Any, instance_type: str | None = None, accelerator_type: str | None = None,
-                         serverless_inference_config: Any = None, tags: list | None = None, **_: Any) -> dict[str, Any]:
-    """The ``CreateModel`` request ``model.create()`` would send (``ModelName`` included; the step trims it)."""
-    _check_no_repack(model)
+                         serverless_inference_config: Any = None, tags: list | None = None,
+                         runtime_repack: bool = False, **_: Any) -> dict[str, Any]:
+    """The ``CreateModel`` request ``model.create()`` would send (``ModelName`` included; the step trims it).
+
+    A model that needs a repack step (:func:`needs_runtime_repack`) is refused unless ``runtime_repack``
+    says a ModelStep will add one.
+    """
+    _check_no_repack(model, runtime_repack)
     container = model.prepare_container_def(instance_type)
     from sluice.jobs.naming import base_name_from_image, name_from_base
 
@@ -384,12 +411,14 @@ def model_package_request(
     approval_status: Any = None, description: str | None = None, drift_check_baselines: Any = None,
     customer_metadata_properties: dict[str, str] | None = None, validation_specification: Any = None,
     domain: str | None = None, task: str | None = None, sample_payload_url: str | None = None,
-    framework: str | None = None, framework_version: str | None = None, tags: list | None = None, **_: Any,
+    framework: str | None = None, framework_version: str | None = None, tags: list | None = None,
+    runtime_repack: bool = False, **_: Any,
 ) -> dict[str, Any]:
-    """The ``CreateModelPackage`` request ``model.register()`` would send, in the SDK's field order."""
+    """The ``CreateModelPackage`` request ``model.register()`` would send, in the SDK's field order (a model
+    that needs a repack step is refused unless ``runtime_repack``, as in :func:`model_create_request`)."""
     if not (model_package_group_name or model_package_name):
         raise PipelineError("register() needs model_package_group_name (a versioned group) or model_package_name.")
-    _check_no_repack(model)
+    _check_no_repack(model, runtime_repack)
     container = model.prepare_container_def()
     if image_uri:
         container["Image"] = image_uri

@@ -48,8 +48,9 @@ class RegisterModel(StepCollection):
     ``<name>-RegisterModel`` step whose arguments are the ``CreateModelPackage`` request ``model.register(...)``
     makes. As in the SDK, it warns that ``ModelStep`` replaces it.
 
-    sluice builds no repack step: ``entry_point`` (or a model with ``entry_point`` whose ``model_data`` is known
-    only at execution) is refused; put the inference code into the training job's ``model.tar.gz`` instead.
+    This older collection builds no repack step: ``entry_point`` (or a model with ``entry_point`` whose
+    ``model_data`` is known only at execution) is refused, naming ``ModelStep(step_args=model.register(...))``,
+    which adds the repack step as the SDK does.
     """
 
     _REGISTER_MODEL_NAME_BASE = "RegisterModel"
@@ -72,9 +73,9 @@ class RegisterModel(StepCollection):
 
         super().__init__(name=name, depends_on=depends_on)
         if "entry_point" in kwargs:
-            raise PipelineError(f"RegisterModel {name!r}: entry_point asks for a repack step, which sluice does not "
-                                "build. Package the inference code into the training job's model.tar.gz (under "
-                                "code/) and register without entry_point.")
+            raise PipelineError(f"RegisterModel {name!r}: entry_point asks for a repack step, which this older "
+                                "collection does not build in sluice. Use ModelStep(name=..., step_args=model.register("
+                                "...)) with a Model that has the entry_point: it adds the repack step as the SDK does.")
         if compile_model_family:
             raise PipelineError(f"RegisterModel {name!r}: compile_model_family needs SageMaker Neo, which does not run "
                                 "locally; register the uncompiled model.")
@@ -100,8 +101,8 @@ class RegisterModel(StepCollection):
             **kwargs)
         assert isinstance(step_args, _ModelStepArguments)
         if repack_model_step_retry_policies:
-            warnings.warn(f"RegisterModel {name!r}: repack_model_step_retry_policies given, but sluice builds no "
-                          "repack step; they are not used.", stacklevel=2)
+            warnings.warn(f"RegisterModel {name!r}: repack_model_step_retry_policies given, but this collection "
+                          "builds no repack step (ModelStep does); they are not used.", stacklevel=2)
         self.steps = [_RegisterModelStep(f"{name}-{self._REGISTER_MODEL_NAME_BASE}", step_args, display_name,
                                          description, depends_on, register_model_step_retry_policies)]
         warnings.warn("We are deprecating the use of RegisterModel. Please use the ModelStep instead. For more, see: "

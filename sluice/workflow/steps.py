@@ -385,6 +385,10 @@ class CreateModelStep(ConfigurableRetryStep):
             if not isinstance(step_args, _ModelStepArguments) or step_args.create_model_request is None:
                 raise PipelineError(f"CreateModelStep {name!r}: step_args must come from model.create() under a "
                                     "PipelineSession.")
+            if getattr(step_args, "need_runtime_repack", None):
+                raise PipelineError(f"CreateModelStep {name!r}: the model has an entry_point and model_data known only "
+                                    "when the pipeline runs, so it must be repacked first; use ModelStep(step_args="
+                                    "model.create(...)), which adds the repack step as the SDK does.")
             self._request = step_args.create_model_request
         else:
             self._request = model_create_request(model, instance_type=getattr(inputs, "instance_type", None),

@@ -1,0 +1,1 @@
+"""Constants of the SageMaker XGBoost container (``sagemaker_xgboost_container.constants``)."""
