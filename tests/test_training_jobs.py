@@ -129,6 +129,25 @@ def test_script_mode_contract_hyperparameters_env_args_and_configs(sess, tmp_pat
     assert sorted(p["Value"] for p in series) == [0.5, 0.5, 1.0, 1.0]  # two hosts, two epochs each
 
 
+def test_scripts_start_in_the_code_directory_as_the_training_toolkit_starts_them(sess, tmp_path, train_data):
+    """The toolkit runs the entry point from /opt/ml/code, so a script may open its source_dir's files by a
+    relative path (with and without the sandbox)."""
+    src = tmp_path / "src"
+    write(src / "labels.txt", "cat,dog\n")
+    write(src / "train.py", """\
+        import os, pathlib
+        labels = open("labels.txt").read().strip()
+        pathlib.Path(os.environ["SM_MODEL_DIR"], "seen.txt").write_text(os.getcwd() + " " + labels)
+    """)
+    est = estimator(sess, src)
+    est.fit({"train": train_data}, logs=False)
+    seen = model_files(sess, est.model_data)["seen.txt"].decode()
+    labels = seen.rsplit(" ", 1)[1]
+    assert labels == "cat,dog"
+    if sess.config.sandbox != "none":
+        assert seen.startswith("/opt/ml/code ")
+
+
 def test_framework_estimators_json_encode_hyperparameters(sess, tmp_path, train_data):
     src = tmp_path / "src"
     write(src / "train.py", CONTRACT_SCRIPT)

@@ -45,13 +45,15 @@ class Sandbox:
 
     def wrap(
         self, argv: list[str], layout: InstanceLayout, env: dict[str, str], *,
-        read_only: tuple[str, ...] = (), isolate_network: bool = False,
+        read_only: tuple[str, ...] = (), isolate_network: bool = False, workdir: str = CONTAINER_ROOT,
     ) -> tuple[list[str], dict[str, str]]:
         """The command line and environment that run ``argv`` as ``layout``'s instance.
 
         ``read_only`` names container paths the script may read but not change (FastFile channels);
         ``isolate_network`` gives the instance a network namespace with nothing in it
-        (``EnableNetworkIsolation``). Both need bubblewrap; without it they are not enforced.
+        (``EnableNetworkIsolation``). Both need bubblewrap; without it they are not enforced. ``workdir`` is
+        the container directory the command starts in (without bubblewrap the caller starts it in the matching
+        host directory).
         """
         if self.kind is SandboxKind.BWRAP:
             assert self.bwrap is not None
@@ -60,7 +62,7 @@ class Sandbox:
                 cmd += ["--ro-bind", str(layout.host_path(path)), path]
             if isolate_network:
                 cmd.append("--unshare-net")
-            cmd += ["--cap-drop", "ALL", "--die-with-parent", "--chdir", CONTAINER_ROOT, "--"]
+            cmd += ["--cap-drop", "ALL", "--die-with-parent", "--chdir", workdir, "--"]
             return cmd + argv, env
         root = str(layout.root)
         env = {k: _OPT_ML.sub(root, v) if CONTAINER_ROOT in v else v for k, v in env.items()}

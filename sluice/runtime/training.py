@@ -246,6 +246,7 @@ def start_training_job(
             dirs=TRAINING_DIRS,
             isolate_network=bool(request.get("EnableNetworkIsolation")),
             code=code,
+            workdir=CODE_DIR if code is not None else "/opt/ml",  # the training toolkit starts scripts in /opt/ml/code
             checkpoint=CheckpointSync(spec.checkpoint_s3_uri, spec.checkpoint_local_path)
             if spec.checkpoint_s3_uri else None,
         ))
