@@ -10,11 +10,11 @@ service's defaults and are raised per type in ``[quotas]`` of ``$SLUICE_HOME/con
 Utilisation is read from the metadata store: the instances of the type that unfinished jobs of the same
 kind (``InProgress`` or ``Stopping``, with a live driver) hold. :func:`check_quota` refuses early, before a
 job's inputs are planned; :func:`create_job_within_quota` checks again and records the job under one
-lock, so two jobs racing for the last instance cannot both start. The lock is a thread lock plus an
-``flock`` on a file beside the SQLite database (or in the sluice home): it serialises every process on
-this host that shares that database. Processes on other hosts sharing a PostgreSQL store are not
-serialised against each other, and their jobs always count as live (a driver's liveness is only
-knowable on its own host).
+lock, so two jobs racing for the last instance cannot both start. The lock (:func:`quota_lock`) is a
+thread lock, then one every process that records in the same database shares: on PostgreSQL an advisory
+lock held in the database (every process on every host, whatever its sluice home); on SQLite an ``flock``
+on a file beside the database file (every process on this host); otherwise a file in the sluice home.
+Jobs recorded from other hosts always count as live (a driver's liveness is only knowable on its own host).
 
 GPU instance types are accepted for scheduling (their vCPU and memory sizes apply). Whether a GPU is
 actually visible to the job is the runtime's concern, not this table's; this module never refuses a GPU
@@ -274,18 +274,30 @@ def _lock_file(config: Config) -> Path:
 
 
 @contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+@contextmanager
 def quota_lock(config: Config) -> Iterator[None]:
     """Hold the one lock under which quotas are checked and jobs recorded: the threads of this process, and
-    the processes of this host that record in the same database, take it in turn."""
+    every process that records in the same database, take it in turn.
+
+    On PostgreSQL that is an advisory lock in the database (:meth:`MetadataStore.database_lock`), so processes
+    on other hosts, or with another sluice home, are serialised too; a file lock would only reach this host's.
+    On SQLite it is a file lock beside the database file.
+    """
     with _LOCK:
-        path = _lock_file(config)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "a") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+        metadata = open_metadata(config.database_url)
+        lock = metadata.database_lock("quota") if metadata.has_database_locks else _file_lock(_lock_file(config))
+        with lock:
+            yield
 
 
 def create_job_within_quota(
@@ -293,7 +305,8 @@ def create_job_within_quota(
 ) -> None:
     """Record ``request`` as a new ``InProgress`` job of ``kind``, if its instances fit the quota counting
     every job that holds instances of its type now. Check and record happen under :func:`quota_lock`, so of
-    two jobs racing for the last instance exactly one is recorded; the other gets ResourceLimitExceeded."""
+    two jobs racing for the last instance exactly one is recorded; the other gets ResourceLimitExceeded. The
+    record is committed before the lock is released, so the next holder counts it."""
     with quota_lock(config):
         for instance_type, count in requested_instances(kind, request).items():
             check_quota(instance_type, count, config, job_kind=_USAGE[kind],

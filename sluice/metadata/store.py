@@ -3,16 +3,24 @@
 Rows hold the request as sent and a ``Describe*``-shaped record that the job's driver keeps current.
 Status changes are conditional updates (``WHERE status IN allowed``), so two processes racing to
 finish and to stop the same job cannot both win, and a terminal status is never left.
+
+The same code runs on SQLite and PostgreSQL, and behaves the same on both: names longer than their column
+are refused before the database sees them (PostgreSQL would refuse them, SQLite would store them), name
+filters are spelt so that neither database's ``LIKE`` rules leak through, a step row is written with one
+upsert, and :meth:`MetadataStore.database_lock` gives PostgreSQL users a lock every host shares.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import socket
+import sqlite3
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -31,11 +39,13 @@ from sqlalchemy import (
     event,
     func,
     insert,
+    inspect,
     select,
     update,
 )
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from sluice.errors import SpecError
 
@@ -76,7 +86,7 @@ resources = Table(
     "resources",
     _meta,
     Column("kind", String(48), primary_key=True),
-    Column("name", String(255), primary_key=True),
+    Column("name", String(256), primary_key=True),  # a pipeline's name may have 256 characters
     Column("record", Text, nullable=False),
     Column("created_at", Float, nullable=False, index=True),
     Column("updated_at", Float, nullable=False),
@@ -201,15 +211,79 @@ def _row(r: Any) -> JobRow:
     )
 
 
+def _check_length(column: Column, value: str, what: str) -> None:
+    """Refuse a value longer than its column, on every database alike (PostgreSQL enforces the length with a
+    DataError; SQLite would store it, and the same code would fail later on PostgreSQL)."""
+    limit = getattr(column.type, "length", None)
+    if limit is not None and len(value) > limit:
+        raise SpecError(f"{what} {value!r} has {len(value)} characters; at most {limit} are allowed. "
+                        "Pick a shorter name.")
+
+
+def _lock_key(name: str) -> int:
+    """The 64-bit PostgreSQL advisory lock key for ``name``: stable across processes and Python runs (unlike
+    ``hash``), and prefixed so that sluice's locks do not collide with other programs' in the same database."""
+    digest = hashlib.blake2b(f"sluice/{name}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+_UPSERT = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+"""The dialects whose ``INSERT ... ON CONFLICT DO UPDATE`` writes a row in one statement."""
+
+
 class MetadataStore:
-    """Jobs (and, in later layers, executions and models) in one SQLAlchemy database."""
+    """Jobs, pipeline executions and their steps, resources and cache entries in one SQLAlchemy database."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        _meta.create_all(engine)
+        if engine.dialect.name == "sqlite":
+            with engine.connect() as conn:
+                if set(_meta.tables) <= set(inspect(conn).get_table_names()):
+                    return  # nothing to write: a read-only file opens too
+                conn.exec_driver_sql("BEGIN IMMEDIATE")  # the write lock first: processes creating them at once wait
+                _meta.create_all(conn)
+                conn.commit()
+            return
+        try:
+            with engine.begin() as conn:
+                if self.has_database_locks:  # processes opening a fresh database at once would collide
+                    conn.execute(select(func.pg_advisory_xact_lock(_lock_key("schema"))))
+                _meta.create_all(conn)
+        except OperationalError as exc:
+            reason = str(exc.orig or exc).strip().splitlines()[0]
+            raise SpecError(
+                f"cannot open the metadata database {engine.url.render_as_string(hide_password=True)}: {reason}. "
+                "Check SLUICE_METADATA_URL (or [metadata] url in config.toml): the server must be running and "
+                "accept this user, and the database must exist (createdb <name>)."
+            ) from None
+
+    # ---- locking ------------------------------------------------------------------------------
+    @property
+    def has_database_locks(self) -> bool:
+        """Whether :meth:`database_lock` is available (PostgreSQL). SQLite's users share one host, so they lock a
+        file beside the database instead."""
+        return self.engine.dialect.name == "postgresql"
+
+    @contextmanager
+    def database_lock(self, name: str) -> Iterator[None]:
+        """Hold the lock ``name`` in the database itself, so that every process on every host using this
+        database takes it in turn.
+
+        It is a transaction-level advisory lock (``pg_advisory_xact_lock``) on a connection of its own: released
+        when the block ends, by the server if this process dies, and never left held on a pooled connection.
+        Work done inside the block on other connections is committed before the lock is released, so the next
+        holder reads it.
+        """
+        if not self.has_database_locks:
+            raise SpecError(f"database_lock needs PostgreSQL; this metadata store is {self.engine.dialect.name}.")
+        with self.engine.connect() as conn, conn.begin():
+            conn.execute(select(func.pg_advisory_xact_lock(_lock_key(name))))
+            yield
 
     # ---- jobs ---------------------------------------------------------------------------------
     def create_job(self, kind: str, name: str, status: str, request: dict, record: dict) -> None:
+        """Record a new job; a name already taken for this kind, or longer than 63 characters, is refused."""
+        _check_length(jobs.c.name, name, f"{kind} name")
         now = time.time()
         try:
             with self.engine.begin() as conn:
@@ -245,8 +319,8 @@ class MetadataStore:
             q = q.where(jobs.c.kind == kind)
         if status:
             q = q.where(jobs.c.status == status)
-        if name_contains:
-            q = q.where(jobs.c.name.contains(name_contains))
+        if name_contains:  # ignoring case on every database (SQLite's LIKE ignores it, PostgreSQL's does not)
+            q = q.where(func.lower(jobs.c.name).contains(name_contains.lower(), autoescape=True))
         with self.engine.connect() as conn:
             return [_row(r) for r in conn.execute(q)]
 
@@ -298,6 +372,7 @@ class MetadataStore:
     # ---- resources (models, endpoints, model packages) ----------------------------------------
     def create_resource(self, kind: str, name: str, record: dict[str, Any]) -> None:
         """Record a new resource; a name already taken for this kind is refused, as the service refuses it."""
+        _check_length(resources.c.name, name, f"{kind} name")
         now = time.time()
         try:
             with self.engine.begin() as conn:
@@ -313,10 +388,10 @@ class MetadataStore:
         return ResourceRow(r.kind, r.name, json.loads(r.record), r.created_at, r.updated_at) if r else None
 
     def list_resources(self, kind: str, name_prefix: str | None = None, limit: int = 1000) -> list[ResourceRow]:
-        """Resources of ``kind``, oldest first."""
+        """Resources of ``kind``, oldest first; ``name_prefix`` matches exactly, case included."""
         q = select(resources).where(resources.c.kind == kind).order_by(resources.c.created_at).limit(limit)
-        if name_prefix:
-            q = q.where(resources.c.name.startswith(name_prefix))
+        if name_prefix:  # not LIKE: SQLite's ignores case, and '_' or '%' in a name would be wildcards
+            q = q.where(func.substr(resources.c.name, 1, len(name_prefix)) == name_prefix)
         with self.engine.connect() as conn:
             rows = conn.execute(q).all()
         return [ResourceRow(r.kind, r.name, json.loads(r.record), r.created_at, r.updated_at) for r in rows]
@@ -350,16 +425,30 @@ class MetadataStore:
 
     # ---- pipeline execution steps --------------------------------------------------------------
     def put_step(self, execution: str, step: str, status: str, record: dict[str, Any]) -> None:
-        """Insert or replace the row of ``step`` in ``execution``."""
+        """Insert or replace the row of ``step`` in ``execution`` (its ``started_at`` is kept).
+
+        One ``INSERT ... ON CONFLICT DO UPDATE``: with an update-then-insert, two writers of a new step would both
+        insert on PostgreSQL, and one would fail on the primary key.
+        """
         now = time.time()
         values = {"status": status, "record": json.dumps(record, default=str), "updated_at": now}
         with self.engine.begin() as conn:
-            done = conn.execute(
-                update(pipeline_steps).where(pipeline_steps.c.execution == execution, pipeline_steps.c.step == step)
-                .values(**values)
-            ).rowcount
-            if not done:
-                conn.execute(insert(pipeline_steps).values(execution=execution, step=step, started_at=now, **values))
+            upsert = _UPSERT.get(self.engine.dialect.name)
+            if upsert is not None:
+                conn.execute(upsert(pipeline_steps).values(execution=execution, step=step, started_at=now, **values)
+                             .on_conflict_do_update(index_elements=["execution", "step"], set_=values))
+            else:
+                self._update_or_insert_step(conn, execution, step, now, values)
+
+    @staticmethod
+    def _update_or_insert_step(conn: Connection, execution: str, step: str, now: float, values: dict) -> None:
+        """``put_step`` for a database without ``ON CONFLICT``."""
+        done = conn.execute(
+            update(pipeline_steps).where(pipeline_steps.c.execution == execution, pipeline_steps.c.step == step)
+            .values(**values)
+        ).rowcount
+        if not done:
+            conn.execute(insert(pipeline_steps).values(execution=execution, step=step, started_at=now, **values))
 
     def list_steps(self, execution: str) -> list[StepRow]:
         """The steps of ``execution`` that have a row, in the order they started."""
@@ -393,28 +482,60 @@ class MetadataStore:
                                json.loads(r.record), r.created_at) for r in conn.execute(q)]
 
 
+_BUSY_SECONDS = 10.0
+
+
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute(f"PRAGMA busy_timeout={int(_BUSY_SECONDS * 1000)}")
+    # Switching a fresh file to WAL needs it to itself, and SQLite answers "locked" at once rather than waiting
+    # while another process opening it at the same moment holds it: try again until it is free.
+    deadline = time.monotonic() + _BUSY_SECONDS
+    while True:
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            break
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
     cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute("PRAGMA busy_timeout=10000")
     cur.close()
+
+
+_ENGINES: list[Engine] = []
+"""Every engine this process opened, so that a forked child can let go of the parent's pooled connections."""
+
+
+def _forget_inherited_connections() -> None:
+    """In a forked child, drop (without closing) the connections the parent pooled: they are the parent's
+    sockets, and a child that used or closed them would break the parent's database sessions. The child opens
+    its own (``_open`` is keyed by pid)."""
+    for engine in _ENGINES:
+        engine.dispose(close=False)
+    _ENGINES.clear()
+
+
+os.register_at_fork(after_in_child=_forget_inherited_connections)
 
 
 @cache
 def _open(url: str, pid: int) -> MetadataStore:
+    server = not url.startswith("sqlite")
     if url.startswith("sqlite:///"):
         path = url[len("sqlite:///"):]
         if path and path != ":memory:":
             os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    try:
-        engine = create_engine(url, future=True)
+    try:  # a database server may restart or drop idle connections: test each before use
+        engine = create_engine(url, future=True, **({"pool_pre_ping": True} if server else {}))
     except ModuleNotFoundError as exc:
         raise SpecError(f"the metadata URL {url.split('@')[-1]!r} needs the database driver {exc.name!r}, which is "
                         "not installed; for PostgreSQL: pip install 'sluice[postgres]'.") from None
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
-    return MetadataStore(engine)
+    store = MetadataStore(engine)
+    _ENGINES.append(engine)
+    return store
 
 
 _OPEN_LOCK = threading.Lock()
