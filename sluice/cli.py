@@ -454,7 +454,7 @@ def steps_cmd(execution: str, as_json: bool) -> None:
     from sluice.workflow.display import step_types, steps_listing
 
     handle = _execution(_session(), execution)
-    steps = handle.list_steps()
+    steps = handle.step_list()
     if as_json:
         _echo_json({"PipelineExecutionSteps": steps})
         return

@@ -268,3 +268,20 @@ def test_every_condition_type_is_evaluated_at_run_time(sess, mode, score, branch
     execution = run(pipeline, parameters={"Mode": mode, "Score": score})
     assert execution.describe()["FailureReason"] == branch
     assert set(steps_by_name(execution)) == {"Pick", f"{branch}Fail"}
+
+
+def test_under_a_local_pipeline_session_start_runs_to_the_end_as_sdk_local_mode_does(sluice_home, tmp_path, capsys):
+    from sluice.workflow.pipeline_context import LocalPipelineSession
+
+    local = LocalPipelineSession()
+    work = ProcessingStep(name="Work", step_args=processor(local).run(code=script(tmp_path, "w.py", "print(1)\n")))
+    pipeline = Pipeline(name="local-mode", steps=[work], sagemaker_session=local)
+    pipeline.upsert(role_arn=ROLE)
+    execution = pipeline.start()
+    assert execution.describe()["PipelineExecutionStatus"] == "Succeeded"  # ended inside start()
+    (step,) = execution.list_steps()["PipelineExecutionSteps"]  # SDK local mode's shape
+    assert step["StepName"] == "Work" and step["StepStatus"] == "Succeeded"
+    printed = capsys.readouterr().out.splitlines()
+    assert printed == [f"Starting execution for pipeline local-mode. Execution ID is {execution.execution_id}",
+                       "Starting pipeline step: 'Work'", "Pipeline step 'Work' SUCCEEDED.",
+                       f"Pipeline execution {execution.execution_id} SUCCEEDED"]

@@ -169,7 +169,7 @@ def test_the_blogs_training_model_and_transform_steps_run_end_to_end(sess, tmp_p
     execution = finished(pipeline)
 
     assert execution.describe()["PipelineExecutionStatus"] == "Succeeded", execution.describe().get("FailureReason")
-    steps = {s["StepName"]: s for s in execution.list_steps()}
+    steps = {s["StepName"]: s for s in execution.list_steps()["PipelineExecutionSteps"]}
     assert {name: s["StepStatus"] for name, s in steps.items()} == {
         "AbaloneTrain": "Succeeded", "AbaloneCreateModel-CreateModel": "Succeeded", "AbaloneTransform": "Succeeded"}
     [job] = sess.metadata.list_jobs("TransformJob")
@@ -238,7 +238,7 @@ def test_model_create_and_a_model_step_record_the_same_describe_model_record(ses
     assert execution.describe()["PipelineExecutionStatus"] == "Succeeded", execution.describe().get("FailureReason")
 
     by_facade = sess.describe_model(standalone.name)
-    [step] = execution.list_steps()
+    [step] = execution.list_steps()["PipelineExecutionSteps"]
     by_step = next(r.record for r in sess.metadata.list_resources("Model")
                    if r.record["ModelArn"] == step["Metadata"]["Model"]["Arn"])
     assert set(by_facade) == set(by_step) <= shape_members("DescribeModel")
@@ -301,7 +301,7 @@ def test_a_register_step_and_model_register_record_every_create_model_package_fi
 
     by_step, by_facade = sess.list_model_packages("RiskModels")
     assert [by_step["ModelPackageVersion"], by_facade["ModelPackageVersion"]] == [1, 2]
-    [step] = execution.list_steps()
+    [step] = execution.list_steps()["PipelineExecutionSteps"]
     assert step["Metadata"] == {"RegisterModel": {"Arn": by_step["ModelPackageArn"]}}
     assert by_step["ModelPackageArn"].endswith(":model-package/riskmodels/1")  # ARNs are lower case, as AWS's
     assert sess.sagemaker_client.describe_model_package(ModelPackageName=by_step["ModelPackageArn"]) == by_step

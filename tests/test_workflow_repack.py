@@ -222,7 +222,7 @@ def test_the_model_is_repacked_at_run_time_and_transform_and_registry_use_its_en
     pipeline.upsert(role_arn=ROLE)
     execution = pipeline.start()
     execution.wait(show=False)
-    steps = execution.list_steps()
+    steps = execution.list_steps()["PipelineExecutionSteps"]
     assert {s["StepName"]: s["StepStatus"] for s in steps} == dict.fromkeys(
         ["Train", "Serve-RepackModel-0", "Serve-CreateModel", "Keep-RepackModel-0", "Keep-RegisterModel", "Score"],
         "Succeeded")
@@ -312,7 +312,7 @@ def test_a_repack_job_that_cannot_unpack_the_archive_fails_its_step_saying_why(s
     execution = pipeline.start()
     with pytest.raises(PipelineError):
         execution.wait(show=False)
-    steps = {s["StepName"]: s for s in execution.list_steps()}
+    steps = {s["StepName"]: s for s in execution.list_steps()["PipelineExecutionSteps"]}
     assert steps["Serve-RepackModel-0"]["StepStatus"] == "Failed"
     assert "the model archive model.tar.gz cannot be unpacked" in steps["Serve-RepackModel-0"]["FailureReason"]
     assert "Serve-CreateModel" not in steps  # the model is never created from the unrepacked archive

@@ -2,8 +2,9 @@
 
 It writes a synthetic dataset in the shape of the UCI Abalone set, builds the blog's pipeline (pipeline.py:
 processing, XGBoost training, evaluation with a property file, a condition on the MSE, model creation with
-the blog's inference code (after the SDK's repack step), batch transform, model registration and a fail step), upserts and starts it, and ends by printing the
-execution's steps, the evaluation MSE, the registered model package and where the transform output lies.
+inference code (after the SDK's repack step), batch transform, model registration and a fail step), upserts
+and starts it, and ends by printing the execution's steps, the evaluation MSE, the registered model package
+and where the transform output lies.
 
     python examples/abalone/demo.py [--session local|pipeline] [--rows N] [--seed S] [--home DIR]
 
@@ -63,6 +64,8 @@ def summarize(session: Any, execution: Any) -> dict[str, Any]:
 
     description = execution.describe()
     steps = execution.list_steps()
+    if isinstance(steps, dict):  # SDK local mode's shape, which LocalPipelineSession keeps
+        steps = steps["PipelineExecutionSteps"]
     status = description["PipelineExecutionStatus"]
     print(f"\nPipeline execution {execution.arn} {status}")
     _print_steps(steps)
@@ -172,11 +175,12 @@ def main(argv: list[str] | None = None) -> int:
           f"{[p['Name'] for p in definition['Parameters']]}")
     role = sluice.get_execution_role()
     pipeline.upsert(role_arn=role)
-    execution = pipeline.start()
-    try:
-        execution.wait()  # sluice: SDK local mode runs start() to the end; a managed execution needs wait()
-    except Exception as exc:  # the summary below still shows which step failed and why
-        print(f"\n{exc}")
+    execution = pipeline.start()  # under LocalPipelineSession, as in SDK local mode, this runs to the end
+    if args.session == "pipeline":
+        try:
+            execution.wait()  # a PipelineSession execution runs in the background, as a managed one does
+        except Exception as exc:  # the summary below still shows which step failed and why
+            print(f"\n{exc}")
     facts = summarize(local_pipeline_session, execution)
     return 0 if facts["status"] == "Succeeded" else 1
 

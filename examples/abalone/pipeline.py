@@ -211,8 +211,6 @@ def build_pipeline(local_pipeline_session, local_path: str = "data/abalone-datas
         instance_type=instance_type,
         instance_count=transform_instance_count,
         output_path=f"s3://{default_bucket}/{prefix}/transform",
-        strategy="SingleRecord",  # sluice: added, see transform_args below
-        assemble_with="Line",  # sluice: added, see transform_args below
         sagemaker_session=local_pipeline_session,
     )
 
@@ -227,11 +225,7 @@ def build_pipeline(local_pipeline_session, local_path: str = "data/abalone-datas
         ],
     )
 
-    # sluice: split_type="Line" (and the transformer's strategy and assemble_with) are added. The blog's
-    # transform_fn answers for the first row of a request only; sent whole, as in the notebook, test.csv would
-    # come back as one line. One CSV line per request gives one output line (prediction, then the features'
-    # contributions) per test row.
-    transform_args = transformer.transform(transform_data, content_type="text/csv", split_type="Line")
+    transform_args = transformer.transform(transform_data, content_type="text/csv")
 
     step_transform = TransformStep(name="AbaloneTransform", step_args=transform_args)
 

@@ -167,7 +167,7 @@ def follow_execution(execution: Any, echo: Callable[[str], None], *, poll: float
     seen: dict[str, str] = {}
 
     def report() -> None:
-        for step in reversed(execution.list_steps()):
+        for step in reversed(execution.step_list()):
             name, status = step.get("StepName", ""), step.get("StepStatus", "")
             if seen.get(name) != status:
                 seen[name] = status
@@ -199,7 +199,7 @@ def watch_execution(execution: Any, *, show: bool | None = None, timeout: float 
     deadline = None if timeout is None else time.monotonic() + timeout
 
     def table() -> Any:
-        return steps_table(execution.describe(), execution.list_steps(), types)
+        return steps_table(execution.describe(), execution.step_list(), types)
 
     with Live(table(), console=console, refresh_per_second=4, transient=False) as live:
         while True:

@@ -26,6 +26,7 @@ from sluice.errors import PipelineError
 __all__ = [
     "EXECUTION_KIND",
     "TERMINAL",
+    "LocalPipelineExecution",
     "PipelineExecution",
     "execution_arn",
     "list_executions",
@@ -100,6 +101,10 @@ class PipelineExecution:
 
     def list_steps(self) -> list[dict[str, Any]]:
         """``ListPipelineExecutionSteps``: the steps that started, most recently started first."""
+        return self.step_list()
+
+    def step_list(self) -> list[dict[str, Any]]:
+        """The ``ListPipelineExecutionSteps`` entries as a list, whatever shape ``list_steps`` has here."""
         self._row()
         rows = _metadata(self.config).list_steps(self.execution_id)
         return [public_step(r.record) for r in sorted(rows, key=lambda r: r.started_at, reverse=True)]
@@ -187,6 +192,15 @@ class PipelineExecution:
         from sluice.workflow.runners.function import load_function_result
 
         return load_function_result(self, step_name)
+
+
+class LocalPipelineExecution(PipelineExecution):
+    """What ``pipeline.start()`` returns under a ``LocalPipelineSession``: the execution has already ended (SDK
+    local mode runs it inside ``start()``), and ``list_steps()`` has local mode's shape,
+    ``{"PipelineExecutionSteps": [...]}``. Everything else is :class:`PipelineExecution`'s."""
+
+    def list_steps(self) -> dict[str, list[dict[str, Any]]]:  # type: ignore[override]
+        return {"PipelineExecutionSteps": self.step_list()}
 
 
 def _monotonic() -> float:

@@ -37,6 +37,7 @@ from sluice.workflow.conditions import ORDERING
 from sluice.workflow.execution import (
     EXECUTION_KIND,
     TERMINAL,
+    LocalPipelineExecution,
     PipelineExecution,
     execution_arn,
     open_execution,
@@ -258,8 +259,18 @@ class ExecutionDriver:
             print(line, flush=True)
 
     def start(self) -> PipelineExecution:
+        """Start driving the execution on a background thread and return its handle.
+
+        Under a ``LocalPipelineSession`` this returns only when the execution has ended, and the handle is a
+        :class:`LocalPipelineExecution`, as SDK local mode's ``start()`` runs the pipeline in the call; code
+        written for local mode (``execution = pipeline.start()`` then ``execution.list_steps()``) runs as is.
+        """
         self._say(f"Starting execution for pipeline {self.pipeline_name}. Execution ID is {self.execution_id}")
         self._thread.start()
+        if getattr(self.session, "local_mode", False):
+            self._thread.join()
+            return LocalPipelineExecution(self.config, self.execution_id, session=self.session,
+                                          local_thread=self._thread)
         return PipelineExecution(self.config, self.execution_id, session=self.session, local_thread=self._thread)
 
     # ---- scheduling -----------------------------------------------------------------------------------
@@ -369,8 +380,9 @@ class ExecutionDriver:
         return []
 
     def _finish(self, status: str, failure: str | None) -> None:
+        failed_step = next((n for n, e in self._steps.items() if e.get("StepStatus") == "Failed"), None)
         self._say(f"Pipeline execution {self.execution_id} {status.upper()}"
-                  + (f": {failure}" if failure else ""))
+                  + (f" because step '{failed_step}' failed." if status == "Failed" and failed_step else ""))
         record = dict(self._record, PipelineExecutionStatus=status, LastModifiedTime=time.time())
         if failure is not None:
             record["FailureReason"] = failure

@@ -1,54 +1,43 @@
-"""Inference for the abalone walkthrough: the blog's ``inference.py``, as the notebook writes it.
+"""Inference code for the abalone model, with the walkthrough's interface (``model_fn`` and ``transform_fn``).
 
-The pipeline's Model serves it (``source_dir="code"``, ``entry_point="inference.py"``): ``model_fn`` unpickles
-the booster, and ``transform_fn`` scores a ``text/csv`` request whose first column is the label (it drops
-it), answering with the prediction followed by the features' contributions (``pred_contribs``, the last
-being the bias), comma-separated. It imports the XGBoost image's ``sagemaker_xgboost_container.encoder``.
-
-Two quirks of the blog's code are kept as they are: ``transform_fn`` answers for the first row of a request
-only (``output[0]``), and a ``text/libsvm`` request falls through to the ``else`` and is refused. The
-pipeline's transform therefore sends one CSV line per request (see README.md). There is no sluice import.
+The pipeline's Model serves it (``source_dir="code"``, ``entry_point="inference.py"``; the SDK's repack step
+puts it into the model). ``model_fn`` unpickles the booster the training script saved. ``transform_fn`` scores
+a ``text/csv`` request whose first column is the label (as ``test.csv`` is written), or a ``text/libsvm`` one,
+and answers one line per row: the prediction, then the features' contributions and the bias
+(``pred_contribs``), comma-separated. Like the walkthrough's, it reads libsvm with the XGBoost image's own
+``sagemaker_xgboost_container.encoder``. There is no sluice import: it is user code for the image.
 """
 
-import json
+import io
+import logging
 import os
-import pickle as pkl
+import pickle
 
 import numpy as np
 import pandas as pd
 import sagemaker_xgboost_container.encoder as xgb_encoders
 import xgboost as xgb
-import io
-import logging
 
 logging.basicConfig(level=logging.INFO)
 
 
 def model_fn(model_dir):
-    """
-    Deserialize and return fitted model.
-    """
-    model_file = "xgboost-model"
-    booster = pkl.load(open(os.path.join(model_dir, model_file), "rb"))
-    return booster
+    """The booster that abalone.py pickled as ``xgboost-model``."""
+    with open(os.path.join(model_dir, "xgboost-model"), "rb") as f:
+        return pickle.load(f)
 
 
 def transform_fn(model, request_body, request_content_type, accept):
-    """ """
+    """Score every row of the request; each answer line is the prediction followed by its contributions."""
     if request_content_type == "text/libsvm":
-        input_data = xgb_encoders.libsvm_to_dmatrix(request_body)
-    if request_content_type == "text/csv":
-        df = pd.read_csv(io.StringIO(request_body.strip("\n")), header=None)
-        df.drop(0, axis=1, inplace=True)
-        input_data = xgb.DMatrix(data=df)
-
+        data = xgb_encoders.libsvm_to_dmatrix(request_body)
+    elif request_content_type == "text/csv":
+        rows = pd.read_csv(io.StringIO(request_body.strip("\n")), header=None)
+        data = xgb.DMatrix(data=rows.drop(columns=0))  # the first column is the label
     else:
-        raise ValueError("Content type {} is not supported.".format(request_content_type))
-
-    prediction = model.predict(input_data)
-    feature_contribs = model.predict(input_data, pred_contribs=True, validate_features=False)
-    output = np.hstack((prediction[:, np.newaxis], feature_contribs))
-
-    logging.info("Successfully completed transform job!")
-
-    return ",".join(str(x) for x in output[0])
+        raise ValueError(f"Content type {request_content_type} is not supported.")
+    prediction = model.predict(data)
+    contributions = model.predict(data, pred_contribs=True, validate_features=False)
+    scored = np.hstack((prediction[:, np.newaxis], contributions))
+    logging.info("Scored %d rows.", len(scored))
+    return "\n".join(",".join(str(value) for value in row) for row in scored)
