@@ -11,8 +11,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import botocore.session
@@ -32,6 +30,7 @@ from sluice.workflow.pipeline import Pipeline
 from sluice.workflow.pipeline_context import PipelineSession
 from sluice.workflow.selective_execution_config import SelectiveExecutionConfig
 from sluice.workflow.steps import CacheConfig, ProcessingStep
+from tests.waiting import wait_until
 
 ROLE = sluice.get_execution_role()
 SDK_EXAMPLE = Path(__file__).resolve().parents[2] / "shared/reference/sagemaker-pipeline-definition-example.json"
@@ -46,12 +45,6 @@ def sess(sluice_home: Path) -> PipelineSession:
     return PipelineSession()
 
 
-def wait_until(predicate: Callable[[], object], what: str, timeout: float = DEADLINE) -> None:
-    end = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def cli(*args: str, code: int = 0) -> Result:

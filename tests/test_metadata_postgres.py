@@ -15,8 +15,7 @@ import os
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -30,19 +29,13 @@ from sluice.processing import ProcessingInput, ProcessingOutput, ScriptProcessor
 from sluice.workflow.pipeline import Pipeline
 from sluice.workflow.pipeline_context import PipelineSession
 from sluice.workflow.steps import CacheConfig, ProcessingStep
+from tests.waiting import wait_until
 
 ROLE = sluice.get_execution_role()
 DEADLINE = 60.0
 KIND = "ProcessingJob"
 
 
-def wait_until(predicate: Callable[[], object], what: str, timeout: float = DEADLINE) -> None:
-    """Poll an observable condition until it holds; fail naming ``what`` if it never does."""
-    end = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 def postgres_rows(url: str, sql: str) -> list[tuple]:

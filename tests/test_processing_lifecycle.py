@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -16,8 +15,7 @@ import pytest
 import sluice
 from sluice.errors import ExecutionError
 from sluice.processing import ProcessingInput, ProcessingJob, ProcessingOutput, ScriptProcessor
-
-DEADLINE = 60.0
+from tests.waiting import wait_until
 
 
 def write(path: Path, text: str) -> Path:
@@ -26,13 +24,6 @@ def write(path: Path, text: str) -> Path:
     return path
 
 
-def wait_until(predicate, what: str, timeout: float = DEADLINE) -> None:
-    """Poll an observable condition (a file, a status) until it holds; fail with ``what`` if it never does."""
-    end = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import tarfile
 import textwrap
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,19 +27,12 @@ from sluice.jobs.status import JobStatus
 from sluice.processing import Processor
 from sluice.serving.endpoints import delete_endpoint, deploy_endpoint
 from sluice.tuner import CategoricalParameter, HyperparameterTuner
+from tests.waiting import wait_until
 
 TYPE = "ml.m5.large"
-DEADLINE = 60.0
 SKLEARN_IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3"
 
 
-def wait_until(predicate: Callable[[], bool], what: str, timeout: float = DEADLINE) -> None:
-    """Poll an observable condition until it holds; fail with ``what`` if it never does."""
-    end = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 def status(sess: sluice.Session, kind: str, name: str) -> str:

@@ -9,8 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import botocore.session
@@ -25,6 +23,7 @@ from sluice.workflow.parameters import ParameterString
 from sluice.workflow.pipeline import Pipeline
 from sluice.workflow.pipeline_context import PipelineSession
 from sluice.workflow.steps import ProcessingStep
+from tests.waiting import wait_until
 
 ROLE = sluice.get_execution_role()
 DEADLINE = 60.0
@@ -35,13 +34,6 @@ def sess(sluice_home: Path) -> PipelineSession:
     return PipelineSession()
 
 
-def wait_until(predicate: Callable[[], object], what: str, timeout: float = DEADLINE) -> None:
-    """Poll an observable condition until it holds; fail naming ``what`` if it never does."""
-    end = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def processing_step(sess: PipelineSession, tmp_path: Path, name: str, body: str, **kwargs) -> ProcessingStep:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from sluice.workflow.retry import SageMakerJobExceptionTypeEnum, SageMakerJobSte
 from sluice.workflow.runners.base import StepFailed
 from sluice.workflow.runners.jobs import failure_type
 from sluice.workflow.steps import ProcessingStep
+from tests.waiting import wait_until
 
 LIMIT = "SageMaker.RESOURCE_LIMIT"
 ROLE = sluice.get_execution_role()
@@ -101,12 +101,6 @@ def limited(sluice_home: Path) -> Iterator[sluice.Session]:
         wait_until(lambda: session.metadata.get_job("ProcessingJob", "holder").status == "Stopped", "holder stopped")
 
 
-def wait_until(predicate, what: str, timeout: float = 60.0) -> None:
-    end = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def capacity_pipeline(tmp_path: Path, policies: list) -> Pipeline:
