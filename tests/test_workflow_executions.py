@@ -250,3 +250,18 @@ def test_pipeline_list_executions_is_shaped_like_the_service_response(sess, tmp_
     assert [s["PipelineExecutionArn"] for s in pipeline.list_executions(max_results=1)
             ["PipelineExecutionSummaries"]] == [second.arn]
     assert list_executions(sess.config, "other") == []
+
+
+def test_delete_forgets_the_pipeline_but_not_its_executions_and_waits_for_running_ones(sess, tmp_path):
+    pid_file = tmp_path / "pid"
+    pipeline = blocking_pipeline(sess, tmp_path, "deletable", pid_file)
+    execution = pipeline.start()
+    running_job(execution, "Block")
+    with pytest.raises(PipelineError, match="still running"):
+        pipeline.delete()
+    execution.stop()
+    wait_until(lambda: execution.describe()["PipelineExecutionStatus"] == "Stopped", "the execution to stop")
+    assert pipeline.delete() == {"PipelineArn": execution.describe()["PipelineArn"]}
+    with pytest.raises(PipelineError, match="does not exist"):
+        pipeline.describe()
+    assert open_execution(sess.config, execution.arn).describe()["PipelineExecutionStatus"] == "Stopped"

@@ -283,6 +283,23 @@ class Pipeline:
             raise PipelineError(f"ResourceNotFound: pipeline {self.name!r} does not exist.")
         return dict(row.record)
 
+    def delete(self) -> dict[str, Any]:
+        """``DeletePipeline``: forget the recorded definition (its executions stay on record, readable by ARN).
+
+        As the service does, a pipeline with an execution still running is not deleted: stop it, or wait."""
+        from sluice.workflow.execution import list_executions
+
+        row = self._record()
+        if row is None:
+            raise PipelineError(f"ResourceNotFound: pipeline {self.name!r} does not exist.")
+        running = [e["PipelineExecutionArn"] for e in list_executions(self._session().config, self.name, limit=10_000)
+                   if e["PipelineExecutionStatus"] in ("Executing", "Stopping")]
+        if running:
+            raise PipelineError(f"pipeline {self.name!r} has executions still running ({', '.join(running)}); stop "
+                                "them (execution.stop() / `sluice pipeline stop`) or wait for them, then delete it.")
+        self._session().metadata.delete_resource(_PIPELINE_KIND, self.name)
+        return {"PipelineArn": row.record.get("PipelineArn")}
+
     def __repr__(self) -> str:
         return f"Pipeline(name={self.name!r}, steps={[getattr(s, 'name', s) for s in self.steps]})"
 
