@@ -22,13 +22,12 @@ import pytest
 from sqlalchemy import create_engine, text
 
 import sluice
-from sluice.errors import PipelineError, SpecError
+from sluice.errors import SpecError
 from sluice.jobs.instance_types import quota_lock
 from sluice.metadata import MetadataStore, MetricPoint, open_metadata
-from sluice.processing import ProcessingInput, ProcessingOutput, ScriptProcessor
-from sluice.workflow.pipeline import Pipeline
+from sluice.processing import ScriptProcessor
 from sluice.workflow.pipeline_context import PipelineSession
-from sluice.workflow.steps import CacheConfig, ProcessingStep
+from tests.pipelines import cached_pipeline, run_pipeline
 from tests.waiting import wait_until
 
 ROLE = sluice.get_execution_role()
@@ -354,40 +353,6 @@ execution = open_execution(config, sys.argv[1])
 print(json.dumps({"describe": execution.describe(), "steps": execution.list_steps(),
                   "listed": list_executions(config, "cached")}, default=str))
 """
-
-
-def cached_pipeline(sess: PipelineSession, tmp_path: Path) -> Pipeline:
-    """Double (cached) writes twice the number in raw/n.txt; Report (not cached) reads Double's output."""
-    double = tmp_path / "double.py"
-    double.write_text("import pathlib\n"
-                      "n = int(pathlib.Path('/opt/ml/processing/in/n.txt').read_text())\n"
-                      "out = pathlib.Path('/opt/ml/processing/out'); out.mkdir(parents=True, exist_ok=True)\n"
-                      "(out / 'n.txt').write_text(str(2 * n))\n")
-    report = tmp_path / "report.py"
-    report.write_text("import pathlib\nprint('got', pathlib.Path('/opt/ml/processing/in/n.txt').read_text())\n")
-
-    def processor() -> ScriptProcessor:
-        return ScriptProcessor(command=["python3"], image_uri=None, role=ROLE, instance_count=1,
-                               instance_type="ml.m5.xlarge", sagemaker_session=sess)
-
-    step_double = ProcessingStep(
-        name="Double", cache_config=CacheConfig(enable_caching=True, expire_after="P1D"),
-        step_args=processor().run(code=str(double), inputs=[ProcessingInput(
-            source=f"s3://{sess.default_bucket()}/raw", destination="/opt/ml/processing/in")],
-            outputs=[ProcessingOutput(output_name="out", source="/opt/ml/processing/out")]))
-    step_report = ProcessingStep(name="Report", step_args=processor().run(code=str(report), inputs=[ProcessingInput(
-        source=step_double.properties.ProcessingOutputConfig.Outputs["out"].S3Output.S3Uri,
-        destination="/opt/ml/processing/in")]))
-    return Pipeline(name="cached", steps=[step_double, step_report], sagemaker_session=sess)
-
-
-def run_pipeline(pipeline: Pipeline):
-    pipeline.upsert(role_arn=ROLE)
-    execution = pipeline.start()
-    with contextlib.suppress(PipelineError):  # a Failed run raises; the assertion below says why
-        execution.wait()
-    assert execution.describe()["PipelineExecutionStatus"] == "Succeeded", execution.describe()
-    return execution
 
 
 def test_a_cached_pipeline_runs_on_postgresql_and_another_process_reads_its_execution(postgres_home,
