@@ -54,7 +54,14 @@ from sluice.workflow.graph import (
     downstream,
     upstream,
 )
-from sluice.workflow.runners.base import StepContext, StepFailed, StepOutcome, job_name
+from sluice.workflow.runners.base import (
+    StepContext,
+    StepFailed,
+    StepOutcome,
+    job_name,
+    stringify_map,
+    wire_text,
+)
 from sluice.workflow.validation import validate_overrides, validate_selection
 
 __all__ = [
@@ -142,13 +149,6 @@ def check_supported(definition: PipelineDefinition, config: Any = None) -> None:
         raise PipelineError(f"The pipeline cannot be run; nothing was started:\n{lines}")
 
 
-def _text(value: Any) -> str:
-    """A value as it appears in a string on the wire: booleans as JSON spells them."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
 class ExecutionDriver:
     """Checks, records and drives one execution of a pipeline; :meth:`start` returns its handle."""
 
@@ -232,7 +232,7 @@ class ExecutionDriver:
                       selective: Mapping[str, Any] | None) -> None:
         request = {
             "PipelineName": self.pipeline_name, "PipelineDefinition": definition_text,
-            "PipelineParameters": [{"Name": k, "Value": _text(v)} for k, v in self.values.items()],
+            "PipelineParameters": [{"Name": k, "Value": wire_text(v)} for k, v in self.values.items()],
             "ParallelismConfiguration": {"MaxParallelExecutionSteps": self.max_parallel},
         }
         record: dict[str, Any] = {
@@ -448,7 +448,7 @@ class ExecutionDriver:
         if spec.type is StepType.FAIL:
             self._mark(spec.name, "Executing", AttemptCount=1, write=False)
             message = self._resolve(spec.arguments.get("ErrorMessage", ""), {})
-            message = _text(message) if message is not None else ""
+            message = wire_text(message) if message is not None else ""
             self._mark(spec.name, "Executing", metadata={"Fail": {"ErrorMessage": message}}, write=False)
             raise StepFailed(message)
         runner = _runner_for(spec)
@@ -567,7 +567,7 @@ class ExecutionDriver:
                     return self._get(inner, variables)
                 if key == JOIN and isinstance(inner, Mapping):
                     values = [self._resolve(v, variables) for v in inner.get("Values", [])]
-                    return _text(inner.get("On", "")).join(_text(v) for v in values)
+                    return wire_text(inner.get("On", "")).join(wire_text(v) for v in values)
                 if key == JSON_GET and isinstance(inner, Mapping):
                     return self._json_get(inner, variables)
             return {k: self._resolve(v, variables) for k, v in value.items()}
@@ -620,7 +620,7 @@ class ExecutionDriver:
                              ".S3Output.S3Uri", variables)
             uri = f"{str(base).rstrip('/')}/{declared[0].file_path.lstrip('/')}"
         else:
-            uri = _text(self._resolve(spec.get("S3Uri"), variables))
+            uri = wire_text(self._resolve(spec.get("S3Uri"), variables))
         if not uri.startswith("s3://"):
             raise PipelineError(f"JsonGet: {uri!r} is not an s3:// URI")
         bucket, _, key = uri[5:].partition("/")
@@ -673,10 +673,9 @@ def _stringify(request: Any) -> None:
         return
     app = request.get("AppSpecification")
     if isinstance(app, dict) and isinstance(app.get("ContainerArguments"), list):
-        app["ContainerArguments"] = [_text(v) for v in app["ContainerArguments"]]
+        app["ContainerArguments"] = [wire_text(v) for v in app["ContainerArguments"]]
     for key in ("Environment", "HyperParameters", "StaticHyperParameters"):
-        if isinstance(request.get(key), dict):
-            request[key] = {k: _text(v) for k, v in request[key].items()}
+        stringify_map(request, key)
 
 
 def start_execution(session: Any, pipeline_name: str, definition_text: str, definition: PipelineDefinition,

@@ -27,6 +27,8 @@ __all__ = [
     "StepOutcome",
     "StepRunner",
     "job_name",
+    "stringify_map",
+    "wire_text",
 ]
 
 DEFAULT_ROLE_ARN = f"arn:aws:iam::{ACCOUNT_ID}:role/SluiceLocalExecutionRole"
@@ -39,6 +41,23 @@ FAILURE_TYPES = (
     "SageMaker.RESOURCE_LIMIT",
 )
 """The exception types a RetryPolicy can name (contract 5.9); a failure of user code has none."""
+
+
+def wire_text(value: Any) -> str:
+    """A value as the APIs' string fields carry it: booleans as JSON spells them, the rest as ``str``."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def stringify_map(holder: Any, key: str) -> None:
+    """``holder[key]`` (an Environment or hyperparameter map) with every value a string, as the APIs take them.
+
+    A pipeline parameter resolves to its typed value (``ParameterInteger`` -> ``3``); the service sends it as
+    ``"3"``.
+    """
+    if isinstance(holder, dict) and isinstance(holder.get(key), Mapping):
+        holder[key] = {k: wire_text(v) for k, v in holder[key].items()}
 
 
 def job_name(execution_id: str, step: str) -> str:

@@ -13,11 +13,18 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from sluice.errors import ResourceLimitExceeded, SpecError, StorageError
-from sluice.workflow.runners.base import DEFAULT_ROLE_ARN, StepContext, StepFailed, StepOutcome
+from sluice.workflow.runners.base import (
+    DEFAULT_ROLE_ARN,
+    StepContext,
+    StepFailed,
+    StepOutcome,
+    stringify_map,
+    wire_text,
+)
 
 if TYPE_CHECKING:
     from sluice.metadata import MetadataStore
@@ -31,9 +38,7 @@ __all__ = [
     "run_training",
     "run_transform",
     "run_tuning",
-    "stringify_map",
     "tuning_job_name",
-    "wire_text",
 ]
 
 _STOP_POLL_SECONDS = 0.5
@@ -65,23 +70,6 @@ def failure_type(reason: str) -> str | None:
         "ServiceUnavailable": "Step.SERVICE_FAULT",
         "ThrottlingException": "Step.THROTTLING",
     }.get(head)
-
-
-def wire_text(value: Any) -> str:
-    """A value as the APIs' string fields carry it: booleans as JSON spells them, the rest as ``str``."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
-def stringify_map(holder: Any, key: str) -> None:
-    """``holder[key]`` (an Environment or hyperparameter map) with every value a string, as the APIs take them.
-
-    A pipeline parameter resolves to its typed value (``ParameterInteger`` -> ``3``); the service sends it as
-    ``"3"``.
-    """
-    if isinstance(holder, dict) and isinstance(holder.get(key), Mapping):
-        holder[key] = {k: wire_text(v) for k, v in holder[key].items()}
 
 
 def run_job(ctx: StepContext, request: dict[str, Any], kind: str, starter: Callable[..., Any], *,

@@ -23,8 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sluice.errors import PipelineError
-from sluice.workflow.runners.base import StepContext, StepFailed, StepOutcome
-from sluice.workflow.runners.jobs import wire_text
+from sluice.workflow.runners.base import StepContext, StepFailed, StepOutcome, wire_text
 
 __all__ = ["LAMBDA_TIMEOUT_SECONDS", "LambdaContext", "check_outputs", "run_lambda"]
 

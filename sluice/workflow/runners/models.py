@@ -18,8 +18,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from sluice.errors import NoSuchKeyError, SpecError, StorageError
-from sluice.workflow.runners.base import DEFAULT_ROLE_ARN, StepContext, StepFailed, StepOutcome
-from sluice.workflow.runners.jobs import stringify_map
+from sluice.workflow.runners.base import DEFAULT_ROLE_ARN, StepContext, StepFailed, StepOutcome, stringify_map
 
 __all__ = ["run_create_model", "run_register_model"]
 
