@@ -12,8 +12,6 @@ from sluice.errors import PipelineError
 from sluice.workflow.pipeline_context import PipelineSession
 from tests.pipelines import cached_pipeline, run_pipeline
 
-ROLE = sluice.get_execution_role()
-
 
 @pytest.fixture
 def sess(sluice_home: Path) -> PipelineSession:
