@@ -225,6 +225,34 @@ def test_register_model_creates_the_group_and_adds_numbered_versions(sess):
     assert set(described) <= shape_members("DescribeModelPackage")
 
 
+def test_register_steps_running_at_once_into_a_new_group_all_get_their_own_version(sess):
+    """Parallel RegisterModel steps into a group that does not exist yet: one creates the group, none fails."""
+    model = Model(image_uri=SKLEARN_IMAGE, model_data=uploaded_model(sess), role=ROLE, sagemaker_session=sess)
+    step = ModelStep("Reg", step_args=model.register(
+        content_types=["text/csv"], response_types=["text/csv"], inference_instances=["ml.m5.large"],
+        transform_instances=["ml.m5.large"], model_package_group_name="together"))
+    spec = compiled(sess, step)["Reg-RegisterModel"]
+    start = threading.Barrier(6)
+    versions: list[int] = []
+    failures: list[BaseException] = []
+
+    def register() -> None:
+        start.wait()
+        try:
+            versions.append(run_register_model(context(sess, spec), dict(spec.arguments)).properties[
+                "ModelPackageVersion"])
+        except BaseException as exc:  # collected: the assertion below names it
+            failures.append(exc)
+
+    threads = [threading.Thread(target=register) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    assert sorted(versions) == [1, 2, 3, 4, 5, 6]
+
+
 def test_register_model_with_an_unknown_approval_status_fails_naming_the_field(sess):
     model = Model(image_uri=SKLEARN_IMAGE, model_data=uploaded_model(sess), role=ROLE, sagemaker_session=sess)
     spec = compiled(sess, ModelStep("Reg", step_args=model.register(

@@ -142,7 +142,11 @@ def create_model_package(sess: Session, request: Mapping[str, Any]) -> dict[str,
     approval_status = str(request.get("ModelApprovalStatus") or "PendingManualApproval")
     _check_status(approval_status)
     if sess.metadata.get_resource(GROUP_KIND, group) is None:
-        create_model_package_group(sess, group)
+        try:
+            create_model_package_group(sess, group)
+        except SpecError:  # two registrations at once (parallel pipeline steps): the other one created it
+            if sess.metadata.get_resource(GROUP_KIND, group) is None:
+                raise
     inference: dict[str, Any] = {key: [] for key in ("SupportedContentTypes", "SupportedResponseMIMETypes",
                                                      "SupportedRealtimeInferenceInstanceTypes",
                                                      "SupportedTransformInstanceTypes")}
