@@ -1,8 +1,10 @@
-"""A small cached pipeline that several test files run: the store, the cache and the record see it alike."""
+"""What several pipeline test files share: a small cached pipeline, and a tiny model that carries its own
+inference handlers."""
 
 from __future__ import annotations
 
 import contextlib
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,32 @@ from sluice.workflow.pipeline import Pipeline
 from sluice.workflow.steps import CacheConfig, ProcessingStep
 
 ROLE = sluice.get_execution_role()
+
+# Trains a one-feature classifier and packs its own inference handlers into the model, as a user's script would.
+TRAIN = textwrap.dedent(
+    """
+    import pathlib, shutil
+    import joblib, numpy as np
+    from sklearn.linear_model import LogisticRegression
+    model = LogisticRegression().fit(np.array([[0.0], [1.0], [2.0], [3.0]]), np.array([0, 0, 1, 1]))
+    joblib.dump(model, "/opt/ml/model/model.joblib")
+    pathlib.Path("/opt/ml/model/code").mkdir()
+    shutil.copy(pathlib.Path(__file__).with_name("inference.py"), "/opt/ml/model/code/inference.py")
+    """
+)
+INFERENCE = textwrap.dedent(
+    """
+    import io, os, joblib, numpy as np
+    def model_fn(model_dir):
+        return joblib.load(os.path.join(model_dir, "model.joblib"))
+    def input_fn(body, content_type):
+        return np.loadtxt(io.StringIO(body.decode() if isinstance(body, bytes) else body), delimiter=",", ndmin=2)
+    def predict_fn(data, model):
+        return model.predict(data)
+    def output_fn(prediction, accept):
+        return "".join(f"{int(p)}\\n" for p in prediction), "text/csv"
+    """
+)
 
 
 def cached_pipeline(sess: Any, tmp_path: Path, name: str = "cached") -> Pipeline:

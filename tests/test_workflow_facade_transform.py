@@ -41,36 +41,10 @@ from sluice.workflow.pipeline import Pipeline
 from sluice.workflow.pipeline_context import LocalPipelineSession, PipelineSession
 from sluice.workflow.step_collections import RegisterModel
 from sluice.workflow.steps import ProcessingStep, TrainingStep, TransformStep
+from tests.pipelines import INFERENCE, TRAIN
 
 SKLEARN_IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3"
 ROLE = sluice.get_execution_role()
-
-# Trains a one-feature classifier and puts its inference handlers into the model, so the model needs no repack.
-TRAIN = textwrap.dedent(
-    """
-    import pathlib, shutil
-    import joblib, numpy as np
-    from sklearn.linear_model import LogisticRegression
-    model = LogisticRegression().fit(np.array([[0.0], [1.0], [2.0], [3.0]]), np.array([0, 0, 1, 1]))
-    joblib.dump(model, "/opt/ml/model/model.joblib")
-    pathlib.Path("/opt/ml/model/code").mkdir()
-    shutil.copy(pathlib.Path(__file__).with_name("inference.py"), "/opt/ml/model/code/inference.py")
-    """
-)
-INFERENCE = textwrap.dedent(
-    """
-    import io, os, joblib, numpy as np
-    def model_fn(model_dir):
-        return joblib.load(os.path.join(model_dir, "model.joblib"))
-    def input_fn(body, content_type):
-        return np.loadtxt(io.StringIO(body.decode() if isinstance(body, bytes) else body), delimiter=",", ndmin=2)
-    def predict_fn(data, model):
-        return model.predict(data)
-    def output_fn(prediction, accept):
-        return "".join(f"{int(p)}\\n" for p in prediction), "text/csv"
-    """
-)
-
 
 @pytest.fixture
 def sess(sluice_home: Path) -> LocalPipelineSession:

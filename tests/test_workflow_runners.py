@@ -41,35 +41,11 @@ from sluice.workflow.runners.jobs import ranked_training_jobs, run_transform
 from sluice.workflow.runners.lambda_ import run_lambda
 from sluice.workflow.runners.models import run_create_model, run_register_model
 from sluice.workflow.steps import TrainingStep, TuningStep
+from tests.pipelines import INFERENCE, TRAIN
 
 SKLEARN_IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3"
 ROLE = sluice.get_execution_role()
 
-# Trains a one-feature classifier and packs its own inference handlers into the model, as a user's script would.
-TRAIN = textwrap.dedent(
-    """
-    import pathlib, shutil
-    import joblib, numpy as np
-    from sklearn.linear_model import LogisticRegression
-    model = LogisticRegression().fit(np.array([[0.0], [1.0], [2.0], [3.0]]), np.array([0, 0, 1, 1]))
-    joblib.dump(model, "/opt/ml/model/model.joblib")
-    pathlib.Path("/opt/ml/model/code").mkdir()
-    shutil.copy(pathlib.Path(__file__).with_name("inference.py"), "/opt/ml/model/code/inference.py")
-    """
-)
-INFERENCE = textwrap.dedent(
-    """
-    import io, os, joblib, numpy as np
-    def model_fn(model_dir):
-        return joblib.load(os.path.join(model_dir, "model.joblib"))
-    def input_fn(body, content_type):
-        return np.loadtxt(io.StringIO(body.decode() if isinstance(body, bytes) else body), delimiter=",", ndmin=2)
-    def predict_fn(data, model):
-        return model.predict(data)
-    def output_fn(prediction, accept):
-        return "".join(f"{int(p)}\\n" for p in prediction), "text/csv"
-    """
-)
 # A tuning trial: its objective is -(x - 2)^2; with x == 3 it completes without printing it.
 TRIAL = textwrap.dedent(
     """

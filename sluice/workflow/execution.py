@@ -17,6 +17,7 @@ import datetime as dt
 import os
 import socket
 import threading
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -164,9 +165,9 @@ class PipelineExecution:
             # (CPython 3.11): trust the record, and poll it instead.
             self._thread = None
         event = threading.Event()
-        deadline = None if timeout is None else _monotonic() + timeout
+        deadline = None if timeout is None else time.monotonic() + timeout
         while self._row().status not in TERMINAL:
-            remaining = None if deadline is None else deadline - _monotonic()
+            remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
                 return False
             event.wait(0.25 if remaining is None else min(0.25, remaining))
@@ -203,12 +204,6 @@ class LocalPipelineExecution(PipelineExecution):
         return {"PipelineExecutionSteps": self.step_list()}
 
 
-def _monotonic() -> float:
-    import time
-
-    return time.monotonic()
-
-
 def public_step(record: Mapping[str, Any]) -> dict[str, Any]:
     """A stored step record as ``ListPipelineExecutionSteps`` shows it (times as datetimes, internals out)."""
     out = {k: v for k, v in record.items() if k not in _INTERNAL_STEP_KEYS}
@@ -234,8 +229,6 @@ def _driver_alive(row: Any) -> bool:
 
 def _mark_abandoned(config: Config, row: Any) -> None:
     """The driver died: end the execution Failed, and every step it left unfinished with it."""
-    import time
-
     meta = _metadata(config)
     reason = (f"InternalError: the process driving this execution (pid {row.driver_pid} on {row.driver_host}) "
               "ended before the execution did; its unfinished steps were abandoned. Start the pipeline again, "

@@ -174,7 +174,6 @@ class ExecutionDriver:
         self.display_name = display_name or f"execution-{self.execution_id}"
         self.selected: set[str] | None = None
         self.reused: set[str] = set()
-        self.source: PipelineExecution | None = None
         self.source_records: dict[str, dict[str, Any]] = {}
         if selective is not None:
             self._prepare_selection(selective)
@@ -224,7 +223,6 @@ class ExecutionDriver:
             raise PipelineError(f"The step selection cannot run; nothing was started:\n{lines}")
         self.selected = set(selected)
         self.reused = upstream(self.graph, selected) - self.selected
-        self.source = source
         self.source_records = records
         self.source_arn = source.arn
 
